@@ -1,0 +1,521 @@
+//! Verifying keys, each bound to the algorithms of its own type.
+//!
+//! A key's type (RSA, P-256, Ed25519, HMAC secret) fixes the algorithms it can
+//! ever be used with; a token's `alg` only selects among those. This is what
+//! makes algorithm-confusion attacks (an RSA public key used as an HMAC secret)
+//! impossible by construction.
+
+use core::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jwt_compact::alg::RsaPublicKey;
+use jwt_compact::jwk::JsonWebKey;
+use rsa::traits::PublicKeyParts;
+use serde_json::Value;
+
+/// A JWS algorithm scopegate can verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Alg {
+    Rs256,
+    Rs384,
+    Rs512,
+    Ps256,
+    Ps384,
+    Ps512,
+    Es256,
+    EdDsa,
+    Hs256,
+    Hs384,
+    Hs512,
+}
+
+/// The family of key an algorithm needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFamily {
+    Rsa,
+    P256,
+    Ed25519,
+    Hmac,
+}
+
+impl Alg {
+    /// Every algorithm, in a stable order.
+    pub const ALL: [Alg; 11] = [
+        Alg::Rs256,
+        Alg::Rs384,
+        Alg::Rs512,
+        Alg::Ps256,
+        Alg::Ps384,
+        Alg::Ps512,
+        Alg::Es256,
+        Alg::EdDsa,
+        Alg::Hs256,
+        Alg::Hs384,
+        Alg::Hs512,
+    ];
+
+    /// Parses a JWS `alg` name, exactly (case-sensitive, as RFC 7515 requires).
+    /// `none` is not an algorithm here.
+    pub fn from_name(name: &str) -> Option<Alg> {
+        Alg::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Alg::Rs256 => "RS256",
+            Alg::Rs384 => "RS384",
+            Alg::Rs512 => "RS512",
+            Alg::Ps256 => "PS256",
+            Alg::Ps384 => "PS384",
+            Alg::Ps512 => "PS512",
+            Alg::Es256 => "ES256",
+            Alg::EdDsa => "EdDSA",
+            Alg::Hs256 => "HS256",
+            Alg::Hs384 => "HS384",
+            Alg::Hs512 => "HS512",
+        }
+    }
+
+    pub const fn family(self) -> KeyFamily {
+        match self {
+            Alg::Rs256 | Alg::Rs384 | Alg::Rs512 | Alg::Ps256 | Alg::Ps384 | Alg::Ps512 => {
+                KeyFamily::Rsa
+            }
+            Alg::Es256 => KeyFamily::P256,
+            Alg::EdDsa => KeyFamily::Ed25519,
+            Alg::Hs256 | Alg::Hs384 | Alg::Hs512 => KeyFamily::Hmac,
+        }
+    }
+
+    const fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+impl fmt::Display for Alg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of algorithms (a bit set over [`Alg`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AlgSet(u16);
+
+impl AlgSet {
+    pub const EMPTY: AlgSet = AlgSet(0);
+
+    pub fn all() -> AlgSet {
+        Alg::ALL.into_iter().collect()
+    }
+
+    pub fn of_family(family: KeyFamily) -> AlgSet {
+        Alg::ALL
+            .into_iter()
+            .filter(|a| a.family() == family)
+            .collect()
+    }
+
+    pub const fn contains(self, alg: Alg) -> bool {
+        self.0 & alg.bit() != 0
+    }
+
+    pub const fn intersect(self, other: AlgSet) -> AlgSet {
+        AlgSet(self.0 & other.0)
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Alg> {
+        Alg::ALL.into_iter().filter(move |a| self.contains(*a))
+    }
+}
+
+impl FromIterator<Alg> for AlgSet {
+    fn from_iter<I: IntoIterator<Item = Alg>>(iter: I) -> Self {
+        AlgSet(iter.into_iter().fold(0, |acc, a| acc | a.bit()))
+    }
+}
+
+/// The cryptographic material of a key. Its variant fixes the key family.
+#[derive(Clone)]
+pub enum KeyMaterial {
+    Rsa(RsaPublicKey),
+    P256(p256::ecdsa::VerifyingKey),
+    Ed25519(ed25519_dalek::VerifyingKey),
+    Hmac(HmacSecret),
+}
+
+/// An HMAC secret. Its bytes never appear in `Debug` output or logs.
+#[derive(Clone)]
+pub struct HmacSecret(Vec<u8>);
+
+impl HmacSecret {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl KeyMaterial {
+    pub fn family(&self) -> KeyFamily {
+        match self {
+            KeyMaterial::Rsa(_) => KeyFamily::Rsa,
+            KeyMaterial::P256(_) => KeyFamily::P256,
+            KeyMaterial::Ed25519(_) => KeyFamily::Ed25519,
+            KeyMaterial::Hmac(_) => KeyFamily::Hmac,
+        }
+    }
+
+    /// Algorithms this material is strong enough for: HMAC secrets must be at
+    /// least as long as the hash output (RFC 7518 §3.2).
+    fn usable_algs(&self) -> AlgSet {
+        match self {
+            KeyMaterial::Hmac(secret) => {
+                let len = secret.0.len();
+                [(Alg::Hs256, 32), (Alg::Hs384, 48), (Alg::Hs512, 64)]
+                    .into_iter()
+                    .filter(|(_, min)| len >= *min)
+                    .map(|(a, _)| a)
+                    .collect()
+            }
+            other => AlgSet::of_family(other.family()),
+        }
+    }
+}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyMaterial::Rsa(k) => write!(f, "Rsa({} bits)", k.size() * 8),
+            KeyMaterial::P256(_) => f.write_str("P256"),
+            KeyMaterial::Ed25519(_) => f.write_str("Ed25519"),
+            KeyMaterial::Hmac(s) => write!(f, "Hmac({} bytes)", s.0.len()),
+        }
+    }
+}
+
+/// A verifying key, bound to the algorithms it may verify.
+#[derive(Debug, Clone)]
+pub struct Key {
+    kid: Option<String>,
+    algs: AlgSet,
+    material: KeyMaterial,
+}
+
+impl Key {
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    pub fn algs(&self) -> AlgSet {
+        self.algs
+    }
+
+    pub fn material(&self) -> &KeyMaterial {
+        &self.material
+    }
+
+    /// Narrows the key to the provider's allowed algorithms. `None` if nothing is left.
+    pub fn restrict(mut self, allowed: AlgSet) -> Option<Key> {
+        self.algs = self.algs.intersect(allowed);
+        (!self.algs.is_empty()).then_some(self)
+    }
+}
+
+/// Why a JWK could not become a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    NotAnObject,
+    /// `use` is present and is not `sig` (e.g. an encryption key).
+    NotForSignatures(String),
+    UnsupportedKeyType(String),
+    UnsupportedCurve(String),
+    /// The JWK's `alg` is unknown, or of another key type than `kty`.
+    AlgorithmMismatch(String),
+    Invalid(String),
+    /// RSA modulus below 2048 bits.
+    RsaTooShort(usize),
+    /// HMAC secret shorter than 32 bytes.
+    HmacTooShort(usize),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::NotAnObject => f.write_str("a JWK must be a JSON object"),
+            KeyError::NotForSignatures(u) => write!(f, "key use \"{u}\" is not \"sig\""),
+            KeyError::UnsupportedKeyType(k) => write!(f, "unsupported key type \"{k}\""),
+            KeyError::UnsupportedCurve(c) => write!(f, "unsupported curve \"{c}\""),
+            KeyError::AlgorithmMismatch(a) => {
+                write!(f, "alg \"{a}\" is unknown or does not fit the key type")
+            }
+            KeyError::Invalid(why) => write!(f, "invalid key: {why}"),
+            KeyError::RsaTooShort(bits) => {
+                write!(
+                    f,
+                    "RSA modulus of {bits} bits is below the 2048-bit minimum"
+                )
+            }
+            KeyError::HmacTooShort(len) => {
+                write!(f, "HMAC secret of {len} bytes is below the 32-byte minimum")
+            }
+        }
+    }
+}
+
+const MIN_RSA_BITS: usize = 2048;
+const MIN_HMAC_BYTES: usize = 32;
+
+/// Parses one JWK (RFC 7517) into a key bound to its algorithms.
+pub fn key_from_jwk(jwk: &Value) -> Result<Key, KeyError> {
+    let obj = jwk.as_object().ok_or(KeyError::NotAnObject)?;
+    let text = |name: &str| -> Result<Option<String>, KeyError> {
+        match obj.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(KeyError::Invalid(format!("\"{name}\" must be a string"))),
+        }
+    };
+    let kid = text("kid")?;
+    if let Some(key_use) = text("use")?
+        && key_use != "sig"
+    {
+        return Err(KeyError::NotForSignatures(key_use));
+    }
+    let kty = text("kty")?.ok_or_else(|| KeyError::Invalid("\"kty\" is required".into()))?;
+    let material = match kty.as_str() {
+        "RSA" | "EC" | "OKP" => {
+            if kty == "EC" {
+                let crv = text("crv")?.unwrap_or_default();
+                if crv != "P-256" {
+                    return Err(KeyError::UnsupportedCurve(crv));
+                }
+            }
+            if kty == "OKP" {
+                let crv = text("crv")?.unwrap_or_default();
+                if crv != "Ed25519" {
+                    return Err(KeyError::UnsupportedCurve(crv));
+                }
+            }
+            if obj.contains_key("d") {
+                return Err(KeyError::Invalid(
+                    "the JWK holds a private key (\"d\"); configure public keys only".into(),
+                ));
+            }
+            let parsed: JsonWebKey<'_> = serde_json::from_value(jwk.clone())
+                .map_err(|e| KeyError::Invalid(e.to_string()))?;
+            match kty.as_str() {
+                "RSA" => {
+                    let key = RsaPublicKey::try_from(&parsed)
+                        .map_err(|e| KeyError::Invalid(e.to_string()))?;
+                    let bits = key.size() * 8;
+                    if bits < MIN_RSA_BITS {
+                        return Err(KeyError::RsaTooShort(bits));
+                    }
+                    KeyMaterial::Rsa(key)
+                }
+                "EC" => KeyMaterial::P256(
+                    p256::ecdsa::VerifyingKey::try_from(&parsed)
+                        .map_err(|e| KeyError::Invalid(e.to_string()))?,
+                ),
+                _ => KeyMaterial::Ed25519(
+                    ed25519_dalek::VerifyingKey::try_from(&parsed)
+                        .map_err(|e| KeyError::Invalid(e.to_string()))?,
+                ),
+            }
+        }
+        "oct" => {
+            let k = text("k")?.ok_or_else(|| KeyError::Invalid("\"k\" is required".into()))?;
+            let secret = URL_SAFE_NO_PAD
+                .decode(k.trim_end_matches('='))
+                .map_err(|e| KeyError::Invalid(format!("\"k\" is not base64url: {e}")))?;
+            hmac_material(secret)?
+        }
+        other => return Err(KeyError::UnsupportedKeyType(other.to_string())),
+    };
+    let mut algs = material.usable_algs();
+    if let Some(alg_name) = text("alg")? {
+        let alg = Alg::from_name(&alg_name)
+            .filter(|a| a.family() == material.family())
+            .ok_or_else(|| KeyError::AlgorithmMismatch(alg_name.clone()))?;
+        algs = algs.intersect([alg].into_iter().collect());
+        if algs.is_empty() {
+            return Err(KeyError::AlgorithmMismatch(alg_name));
+        }
+    }
+    Ok(Key {
+        kid,
+        algs,
+        material,
+    })
+}
+
+/// An HMAC key from a raw secret (config `hmac_secrets`, or a JWK `oct`).
+pub fn hmac_key(kid: Option<String>, secret: Vec<u8>) -> Result<Key, KeyError> {
+    let material = hmac_material(secret)?;
+    Ok(Key {
+        kid,
+        algs: material.usable_algs(),
+        material,
+    })
+}
+
+fn hmac_material(secret: Vec<u8>) -> Result<KeyMaterial, KeyError> {
+    if secret.len() < MIN_HMAC_BYTES {
+        return Err(KeyError::HmacTooShort(secret.len()));
+    }
+    Ok(KeyMaterial::Hmac(HmacSecret(secret)))
+}
+
+/// A JWKS parsed leniently: unusable keys are reported, not fatal.
+#[derive(Debug, Default)]
+pub struct ParsedJwks {
+    pub keys: Vec<Key>,
+    /// (index in `keys`, kid if any, why it was skipped)
+    pub skipped: Vec<(usize, Option<String>, KeyError)>,
+}
+
+/// Bound on the number of keys in one JWKS.
+pub const MAX_JWKS_KEYS: usize = 64;
+
+/// Why a JWKS document as a whole is unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksError {
+    NotJson(String),
+    NoKeysArray,
+    TooManyKeys(usize),
+}
+
+impl fmt::Display for JwksError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JwksError::NotJson(e) => write!(f, "JWKS is not valid JSON: {e}"),
+            JwksError::NoKeysArray => f.write_str("JWKS must be an object with a \"keys\" array"),
+            JwksError::TooManyKeys(n) => {
+                write!(
+                    f,
+                    "JWKS has {n} keys, more than the bound of {MAX_JWKS_KEYS}"
+                )
+            }
+        }
+    }
+}
+
+/// Parses a JWKS document (RFC 7517 §5). Keys of unknown types, encryption keys
+/// and invalid keys are skipped and reported; the set is refused only if its
+/// shape is wrong or it exceeds [`MAX_JWKS_KEYS`].
+pub fn parse_jwks(doc: &Value) -> Result<ParsedJwks, JwksError> {
+    let owned;
+    let doc = match doc {
+        Value::String(s) => {
+            owned =
+                serde_json::from_str::<Value>(s).map_err(|e| JwksError::NotJson(e.to_string()))?;
+            &owned
+        }
+        other => other,
+    };
+    let keys = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or(JwksError::NoKeysArray)?;
+    if keys.len() > MAX_JWKS_KEYS {
+        return Err(JwksError::TooManyKeys(keys.len()));
+    }
+    let mut parsed = ParsedJwks::default();
+    for (i, jwk) in keys.iter().enumerate() {
+        match key_from_jwk(jwk) {
+            Ok(k) => parsed.keys.push(k),
+            Err(e) => {
+                let kid = jwk.get("kid").and_then(Value::as_str).map(str::to_owned);
+                parsed.skipped.push((i, kid, e));
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn alg_names_round_trip_and_none_is_not_an_algorithm() {
+        for a in Alg::ALL {
+            assert_eq!(Alg::from_name(a.name()), Some(a));
+        }
+        for bad in ["none", "None", "NONE", "nOnE", "rs256", "HS256 ", ""] {
+            assert_eq!(Alg::from_name(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hmac_key_strength_limits_its_algorithms() {
+        let k = hmac_key(None, vec![7; 32]).unwrap();
+        assert_eq!(k.algs().iter().collect::<Vec<_>>(), vec![Alg::Hs256]);
+        let k = hmac_key(None, vec![7; 64]).unwrap();
+        assert_eq!(k.algs().iter().count(), 3);
+        assert_eq!(
+            hmac_key(None, vec![7; 31]).unwrap_err(),
+            KeyError::HmacTooShort(31)
+        );
+    }
+
+    #[test]
+    fn jwk_alg_must_fit_the_key_type() {
+        let k = URL_SAFE_NO_PAD.encode([1u8; 32]);
+        let err = key_from_jwk(&json!({"kty":"oct","k":k,"alg":"RS256"})).unwrap_err();
+        assert_eq!(err, KeyError::AlgorithmMismatch("RS256".into()));
+        let key = key_from_jwk(&json!({"kty":"oct","k":k,"alg":"HS256","kid":"a"})).unwrap();
+        assert_eq!(key.kid(), Some("a"));
+        assert!(key.algs().contains(Alg::Hs256));
+    }
+
+    #[test]
+    fn jwks_skips_unusable_keys_but_keeps_the_rest() {
+        let k = URL_SAFE_NO_PAD.encode([1u8; 32]);
+        let doc = json!({"keys":[
+            {"kty":"oct","k":k,"kid":"good"},
+            {"kty":"oct","k":k,"use":"enc","kid":"enc"},
+            {"kty":"XYZ","kid":"odd"},
+            {"kty":"EC","crv":"P-521","x":"AA","y":"AA","kid":"curve"},
+            "not an object"
+        ]});
+        let parsed = parse_jwks(&doc).unwrap();
+        assert_eq!(parsed.keys.len(), 1);
+        assert_eq!(parsed.skipped.len(), 4);
+        assert!(matches!(parsed.skipped[0].2, KeyError::NotForSignatures(_)));
+        assert!(matches!(
+            parsed.skipped[1].2,
+            KeyError::UnsupportedKeyType(_)
+        ));
+        assert!(matches!(parsed.skipped[2].2, KeyError::UnsupportedCurve(_)));
+        assert_eq!(
+            parse_jwks(&json!({"nokeys": 1})).unwrap_err(),
+            JwksError::NoKeysArray
+        );
+        let many: Vec<_> = (0..65).map(|_| json!({"kty":"oct","k":k})).collect();
+        assert_eq!(
+            parse_jwks(&json!({ "keys": many })).unwrap_err(),
+            JwksError::TooManyKeys(65)
+        );
+    }
+
+    #[test]
+    fn private_keys_in_config_are_refused() {
+        let doc = json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"});
+        assert!(matches!(
+            key_from_jwk(&doc).unwrap_err(),
+            KeyError::Invalid(_)
+        ));
+    }
+}

@@ -1,0 +1,25 @@
+//! scopegate's decision core.
+//!
+//! Pure Rust, no proxy-wasm types: the operator's JSON is parsed ([`config`]),
+//! compiled and validated into an immutable [`Policy`] ([`compile`]); a request's
+//! facts ([`Request`]) go in, a [`Decision`] comes out ([`decide`]). The wasm shim
+//! only gathers the facts and renders the decision; the CLI runs the same code.
+//!
+//! Time is always given by the caller (the host's clock in Envoy, a virtual clock
+//! in tests): nothing here reads the system clock.
+
+pub mod compile;
+pub mod config;
+pub mod decide;
+pub mod keys;
+pub mod principal;
+pub mod reason;
+pub mod reply;
+pub mod routes;
+pub mod token;
+pub mod verify;
+
+pub use compile::{ConfigError, Policy, compile, compile_json};
+pub use decide::{Allow, Decision, Deny, Request};
+pub use principal::Principal;
+pub use reason::Reason;

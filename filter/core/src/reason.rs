@@ -1,0 +1,119 @@
+//! Stable, machine-readable reasons. They appear verbatim in reply bodies, logs
+//! and metric names, so they never change once released.
+
+use core::fmt;
+
+/// Why a request was allowed or denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Allowed: the rule's requirement was met.
+    Allowed,
+    /// Allowed: the matched rule is public.
+    Public,
+    /// No token where the rule needs one.
+    TokenMissing,
+    /// The token is larger than the configured bound.
+    TokenTooLarge,
+    /// The token is not a well-formed compact JWS.
+    Malformed,
+    /// The token's `alg` is `none`, unknown, or not allowed for its provider.
+    AlgorithmNotAllowed,
+    /// The token carries a header scopegate never trusts (`jku`, `x5u`, `jwk`, `x5c`) or a `crit` it does not understand.
+    HeaderNotAllowed,
+    /// No provider is configured for the token's `iss`.
+    IssuerNotAllowed,
+    /// No configured key matches the token's `kid` and algorithm.
+    UnknownKid,
+    /// The signature does not verify.
+    BadSignature,
+    /// `exp` is in the past (beyond the clock skew).
+    TokenExpired,
+    /// `nbf` or `iat` is in the future (beyond the clock skew).
+    TokenNotYetValid,
+    /// A required claim is missing or has the wrong type (e.g. no `exp`).
+    ClaimInvalid,
+    /// `aud` does not name one of the provider's audiences.
+    AudienceNotAllowed,
+    /// The principal lacks the scopes the rule needs.
+    InsufficientScope,
+    /// No rule matched the request (deny by default).
+    NoMatchingRule,
+    /// Several different tokens were presented.
+    MultipleTokens,
+}
+
+impl Reason {
+    /// Every reason, for defining one metric each.
+    pub const ALL: [Reason; 17] = [
+        Reason::Allowed,
+        Reason::Public,
+        Reason::TokenMissing,
+        Reason::TokenTooLarge,
+        Reason::Malformed,
+        Reason::AlgorithmNotAllowed,
+        Reason::HeaderNotAllowed,
+        Reason::IssuerNotAllowed,
+        Reason::UnknownKid,
+        Reason::BadSignature,
+        Reason::TokenExpired,
+        Reason::TokenNotYetValid,
+        Reason::ClaimInvalid,
+        Reason::AudienceNotAllowed,
+        Reason::InsufficientScope,
+        Reason::NoMatchingRule,
+        Reason::MultipleTokens,
+    ];
+
+    /// The stable string for replies, logs and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::Allowed => "allowed",
+            Reason::Public => "public",
+            Reason::TokenMissing => "token_missing",
+            Reason::TokenTooLarge => "token_too_large",
+            Reason::Malformed => "malformed",
+            Reason::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Reason::HeaderNotAllowed => "header_not_allowed",
+            Reason::IssuerNotAllowed => "issuer_not_allowed",
+            Reason::UnknownKid => "unknown_kid",
+            Reason::BadSignature => "bad_signature",
+            Reason::TokenExpired => "token_expired",
+            Reason::TokenNotYetValid => "token_not_yet_valid",
+            Reason::ClaimInvalid => "claim_invalid",
+            Reason::AudienceNotAllowed => "audience_not_allowed",
+            Reason::InsufficientScope => "insufficient_scope",
+            Reason::NoMatchingRule => "no_matching_rule",
+            Reason::MultipleTokens => "multiple_tokens",
+        }
+    }
+
+    /// A short human description, safe for an RFC 6750 `error_description`
+    /// (printable ASCII without `"` or `\`).
+    pub const fn description(self) -> &'static str {
+        match self {
+            Reason::Allowed => "allowed",
+            Reason::Public => "public route",
+            Reason::TokenMissing => "no access token was presented",
+            Reason::TokenTooLarge => "the access token is too large",
+            Reason::Malformed => "the access token is malformed",
+            Reason::AlgorithmNotAllowed => "the token's signing algorithm is not allowed",
+            Reason::HeaderNotAllowed => "the token header carries a field that is not accepted",
+            Reason::IssuerNotAllowed => "the token issuer is not trusted",
+            Reason::UnknownKid => "no trusted key matches the token",
+            Reason::BadSignature => "the token signature is invalid",
+            Reason::TokenExpired => "the access token expired",
+            Reason::TokenNotYetValid => "the access token is not valid yet",
+            Reason::ClaimInvalid => "a required claim is missing or invalid",
+            Reason::AudienceNotAllowed => "the token is not meant for this service",
+            Reason::InsufficientScope => "the access token lacks a required scope",
+            Reason::NoMatchingRule => "no rule allows this request",
+            Reason::MultipleTokens => "more than one access token was presented",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,328 @@
+//! Token verification: untrusted text in, a [`Principal`] or a [`Failure`] out.
+//!
+//! The order matters and is fixed: size and shape first (cheap, before any
+//! parsing), then the header (refusing `none`, untrusted key references and
+//! unknown `crit`), then the issuer chooses the provider, the provider's
+//! allowed algorithms and the key's own type choose the key, jwt-compact checks
+//! the signature, and only then are the claims trusted and checked against the
+//! caller's clock.
+
+use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa};
+use jwt_compact::{AlgorithmExt, Token, UntrustedToken, ValidationError};
+use serde_json::{Map, Value};
+
+use crate::keys::{Alg, AlgSet, Key, KeyMaterial};
+use crate::principal::{Principal, scopes_from_claims};
+use crate::reason::Reason;
+
+type Obj = Map<String, Value>;
+
+/// A compiled, validated token provider (issuer).
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub(crate) name: String,
+    pub(crate) issuer: String,
+    /// `None`: audience check disabled by the operator.
+    pub(crate) audiences: Option<Vec<String>>,
+    pub(crate) algorithms: AlgSet,
+    pub(crate) clock_skew_seconds: i64,
+    pub(crate) require_exp: bool,
+    pub(crate) max_token_bytes: usize,
+    pub(crate) keys: Vec<Key>,
+    /// (claim name, header name), header names lower-case.
+    pub(crate) claims_to_headers: Vec<(String, String)>,
+    pub(crate) forward_token: bool,
+}
+
+impl Provider {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+    pub fn algorithms(&self) -> AlgSet {
+        self.algorithms
+    }
+    pub fn forward_token(&self) -> bool {
+        self.forward_token
+    }
+    pub fn claims_to_headers(&self) -> &[(String, String)] {
+        &self.claims_to_headers
+    }
+}
+
+/// Why a token was refused: a stable reason and a detail for debug logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+fn fail<T>(reason: Reason, detail: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure {
+        reason,
+        detail: detail.into(),
+    })
+}
+
+/// Header fields that would let the token choose its own key, or that carry
+/// semantics we do not implement. Keys come only from configuration.
+const REFUSED_HEADERS: [&str; 5] = ["jku", "x5u", "jwk", "x5c", "crit"];
+
+/// Verifies `token` against the providers at time `now` (Unix seconds).
+/// `max_token_bytes` bounds the raw token before anything is parsed.
+pub fn verify(
+    providers: &[Provider],
+    token: &str,
+    now: i64,
+    max_token_bytes: usize,
+) -> Result<Principal, Failure> {
+    if token.len() > max_token_bytes {
+        return fail(
+            Reason::TokenTooLarge,
+            format!("token of {} bytes exceeds {max_token_bytes}", token.len()),
+        );
+    }
+    check_compact_shape(token)?;
+    let untrusted = UntrustedToken::<Obj>::try_from(token).map_err(|e| Failure {
+        reason: Reason::Malformed,
+        detail: format!("token does not parse: {e}"),
+    })?;
+
+    let header = untrusted.header();
+    if header.key_set_url.is_some() {
+        return fail(
+            Reason::HeaderNotAllowed,
+            "header field jku is never trusted",
+        );
+    }
+    if header.certificate_url.is_some() {
+        return fail(
+            Reason::HeaderNotAllowed,
+            "header field x5u is never trusted",
+        );
+    }
+    if let Some(name) = REFUSED_HEADERS
+        .iter()
+        .find(|n| header.other_fields.contains_key(**n))
+    {
+        return fail(
+            Reason::HeaderNotAllowed,
+            format!("header field {name} is not accepted"),
+        );
+    }
+    let Some(alg) = Alg::from_name(untrusted.algorithm()) else {
+        return fail(
+            Reason::AlgorithmNotAllowed,
+            format!("algorithm {:?} is not supported", untrusted.algorithm()),
+        );
+    };
+
+    // The issuer picks the provider. The claims are not trusted yet: they only
+    // choose which configured keys to try.
+    let unchecked = untrusted
+        .deserialize_claims_unchecked::<Obj>()
+        .map_err(|e| Failure {
+            reason: Reason::Malformed,
+            detail: format!("payload is not a JSON object of claims: {e}"),
+        })?;
+    let iss = match unchecked.custom.get("iss") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return fail(Reason::ClaimInvalid, "iss is not a string"),
+        None => return fail(Reason::IssuerNotAllowed, "token has no iss"),
+    };
+    let Some(provider) = providers.iter().find(|p| p.issuer == iss) else {
+        return fail(
+            Reason::IssuerNotAllowed,
+            format!("no provider for issuer {iss:?}"),
+        );
+    };
+    if token.len() > provider.max_token_bytes {
+        return fail(
+            Reason::TokenTooLarge,
+            format!(
+                "token of {} bytes exceeds provider {}'s bound of {}",
+                token.len(),
+                provider.name,
+                provider.max_token_bytes
+            ),
+        );
+    }
+    if !provider.algorithms.contains(alg) {
+        return fail(
+            Reason::AlgorithmNotAllowed,
+            format!(
+                "algorithm {alg} is not allowed for provider {}",
+                provider.name
+            ),
+        );
+    }
+
+    let kid = header.key_id.as_deref();
+    let mut tried = 0usize;
+    let mut verified: Option<Token<Obj, Obj>> = None;
+    for key in provider
+        .keys
+        .iter()
+        .filter(|k| k.algs().contains(alg) && (kid.is_none() || k.kid() == kid))
+    {
+        tried += 1;
+        match verify_with(alg, key.material(), &untrusted) {
+            Ok(token) => {
+                verified = Some(token);
+                break;
+            }
+            Err(
+                ValidationError::InvalidSignature
+                | ValidationError::InvalidSignatureLen { .. }
+                | ValidationError::MalformedSignature(_)
+                | ValidationError::AlgorithmMismatch { .. },
+            ) => continue,
+            Err(other) => {
+                return fail(
+                    Reason::Malformed,
+                    format!("signature verified but: {other}"),
+                );
+            }
+        }
+    }
+    let Some(verified) = verified else {
+        return if tried == 0 {
+            fail(
+                Reason::UnknownKid,
+                format!(
+                    "provider {} has no {alg} key{}",
+                    provider.name,
+                    kid.map(|k| format!(" with kid {k:?}")).unwrap_or_default()
+                ),
+            )
+        } else {
+            fail(
+                Reason::BadSignature,
+                format!("{alg} signature did not verify with {tried} candidate key(s)"),
+            )
+        };
+    };
+
+    let (_, claims) = verified.into_parts();
+    let skew = provider.clock_skew_seconds;
+    match claims.expiration {
+        Some(exp) if now > exp.timestamp().saturating_add(skew) => {
+            return fail(
+                Reason::TokenExpired,
+                format!("exp {} is before now {now} (skew {skew}s)", exp.timestamp()),
+            );
+        }
+        None if provider.require_exp => return fail(Reason::ClaimInvalid, "token has no exp"),
+        _ => {}
+    }
+    if let Some(nbf) = claims.not_before
+        && nbf.timestamp() > now.saturating_add(skew)
+    {
+        return fail(
+            Reason::TokenNotYetValid,
+            format!("nbf {} is after now {now} (skew {skew}s)", nbf.timestamp()),
+        );
+    }
+    if let Some(iat) = claims.issued_at
+        && iat.timestamp() > now.saturating_add(skew)
+    {
+        return fail(
+            Reason::TokenNotYetValid,
+            format!("iat {} is after now {now} (skew {skew}s)", iat.timestamp()),
+        );
+    }
+    let custom = claims.custom;
+    if let Some(audiences) = &provider.audiences {
+        let ok = match custom.get("aud") {
+            Some(Value::String(a)) => audiences.iter().any(|x| x == a),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|a| audiences.iter().any(|x| x == a)),
+            _ => false,
+        };
+        if !ok {
+            return fail(
+                Reason::AudienceNotAllowed,
+                format!("aud {:?} names none of {audiences:?}", custom.get("aud")),
+            );
+        }
+    }
+    let subject = match custom.get("sub") {
+        Some(Value::String(s)) => Some(s.clone()),
+        None => None,
+        Some(_) => return fail(Reason::ClaimInvalid, "sub is not a string"),
+    };
+    Ok(Principal {
+        provider: provider.name.clone(),
+        issuer: provider.issuer.clone(),
+        subject,
+        scopes: scopes_from_claims(&custom),
+        claims: custom,
+    })
+}
+
+/// A compact JWS is exactly three base64url segments without padding; a JWE
+/// (five segments), padding, or any other character is refused before parsing.
+fn check_compact_shape(token: &str) -> Result<(), Failure> {
+    let mut dots = 0usize;
+    for b in token.bytes() {
+        match b {
+            b'.' => dots += 1,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {}
+            _ => {
+                return fail(
+                    Reason::Malformed,
+                    "token has a character outside base64url and '.'",
+                );
+            }
+        }
+    }
+    if dots != 2 {
+        return fail(
+            Reason::Malformed,
+            format!("token has {} segments, a JWS has 3", dots + 1),
+        );
+    }
+    if token.starts_with('.') || token.contains("..") {
+        return fail(Reason::Malformed, "token has an empty header or payload");
+    }
+    Ok(())
+}
+
+fn verify_with(
+    alg: Alg,
+    key: &KeyMaterial,
+    token: &UntrustedToken<'_, Obj>,
+) -> Result<Token<Obj, Obj>, ValidationError> {
+    match (alg, key) {
+        (Alg::Rs256, KeyMaterial::Rsa(k)) => Rsa::rs256().validator::<Obj>(k).validate(token),
+        (Alg::Rs384, KeyMaterial::Rsa(k)) => Rsa::rs384().validator::<Obj>(k).validate(token),
+        (Alg::Rs512, KeyMaterial::Rsa(k)) => Rsa::rs512().validator::<Obj>(k).validate(token),
+        (Alg::Ps256, KeyMaterial::Rsa(k)) => Rsa::ps256().validator::<Obj>(k).validate(token),
+        (Alg::Ps384, KeyMaterial::Rsa(k)) => Rsa::ps384().validator::<Obj>(k).validate(token),
+        (Alg::Ps512, KeyMaterial::Rsa(k)) => Rsa::ps512().validator::<Obj>(k).validate(token),
+        (Alg::Es256, KeyMaterial::P256(k)) => Es256.validator::<Obj>(k).validate(token),
+        (Alg::EdDsa, KeyMaterial::Ed25519(k)) => Ed25519.validator::<Obj>(k).validate(token),
+        (Alg::Hs256, KeyMaterial::Hmac(s)) => Hs256
+            .validator::<Obj>(&Hs256Key::new(s.bytes()))
+            .validate(token),
+        (Alg::Hs384, KeyMaterial::Hmac(s)) => Hs384
+            .validator::<Obj>(&Hs384Key::new(s.bytes()))
+            .validate(token),
+        (Alg::Hs512, KeyMaterial::Hmac(s)) => Hs512
+            .validator::<Obj>(&Hs512Key::new(s.bytes()))
+            .validate(token),
+        // Unreachable through `Key::algs`, which only holds algorithms of the
+        // key's own family; refused rather than trusted.
+        _ => Err(ValidationError::AlgorithmMismatch {
+            expected: format!("{:?}", key.family()),
+            actual: alg.name().to_owned(),
+        }),
+    }
+}

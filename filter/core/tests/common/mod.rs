@@ -1,0 +1,147 @@
+//! Test keys and token minting for the core's tests (native only).
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jwt_compact::alg::{
+    Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa, RsaPrivateKey,
+};
+use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::{Algorithm, AlgorithmExt, AlgorithmSignature, Claims, Header};
+use serde_json::{Map, Value, json};
+
+pub const ISS: &str = "https://auth.test";
+pub const AUD: &str = "svc-a";
+pub const NOW: i64 = 1_800_000_000;
+pub const HMAC_SECRET: [u8; 64] = [0x42; 64];
+
+pub struct Keys {
+    pub rsa: RsaPrivateKey,
+    pub p256: p256::ecdsa::SigningKey,
+    pub ed: ed25519_dalek::SigningKey,
+}
+
+pub fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut rng = rand::rngs::OsRng;
+        Keys {
+            rsa: RsaPrivateKey::new(&mut rng, 2048).unwrap(),
+            p256: p256::ecdsa::SigningKey::random(&mut rng),
+            ed: ed25519_dalek::SigningKey::generate(&mut rng),
+        }
+    })
+}
+
+fn jwk(key: JsonWebKey<'_>, kid: &str, alg: &str) -> Value {
+    let mut v = serde_json::to_value(&key).unwrap();
+    v["kid"] = json!(kid);
+    v["alg"] = json!(alg);
+    v["use"] = json!("sig");
+    v
+}
+
+/// A JWKS with one key of each family (kids: rsa-1, ec-1, ed-1, hs-1).
+pub fn jwks() -> Value {
+    let k = keys();
+    let rsa_pub = k.rsa.to_public_key();
+    let mut rsa = jwk(JsonWebKey::from(&rsa_pub), "rsa-1", "RS256");
+    rsa.as_object_mut().unwrap().remove("alg"); // usable for RS* and PS*
+    json!({"keys": [
+        rsa,
+        jwk(JsonWebKey::from(k.p256.verifying_key()), "ec-1", "ES256"),
+        jwk(JsonWebKey::from(&k.ed.verifying_key()), "ed-1", "EdDSA"),
+        {"kty": "oct", "kid": "hs-1", "k": B64.encode(HMAC_SECRET)},
+    ]})
+}
+
+pub fn config(rules: Value) -> Value {
+    json!({
+        "realm": "svc-a",
+        "providers": [{
+            "name": "main",
+            "issuer": ISS,
+            "audiences": [AUD],
+            "jwks": jwks(),
+            "claims_to_headers": {"sub": "x-scopegate-sub", "scope": "x-scopegate-scope"},
+        }],
+        "rules": rules,
+    })
+}
+
+pub fn default_rules() -> Value {
+    json!([
+        {"name": "health", "match": {"exact": "/healthz"}, "require": "public"},
+        {"name": "orders-read", "match": {"prefix": "/orders", "methods": ["GET"]}, "require": {"all_of": ["svc-a:orders:read"]}},
+        {"name": "orders-write", "match": {"prefix": "/orders", "methods": ["POST"]}, "require": {"any_of": ["svc-a:orders:write", {"all_of": ["svc-a:admin", "svc-a:orders:read"]}]}},
+        {"name": "me", "match": {"prefix": "/me"}, "require": "authenticated"},
+    ])
+}
+
+pub fn policy() -> scopegate_core::Policy {
+    scopegate_core::compile_json(config(default_rules()).to_string().as_bytes()).unwrap()
+}
+
+/// Standard claims valid at NOW, with the given scope string.
+pub fn claims(scope: &str) -> Map<String, Value> {
+    let v = json!({
+        "iss": ISS, "aud": AUD, "sub": "alice", "scope": scope,
+        "iat": NOW - 10, "exp": NOW + 300,
+    });
+    v.as_object().unwrap().clone()
+}
+
+/// Signs `payload` (any JSON object) with `alg` and header `kid`, the honest way.
+pub fn sign(alg: &str, kid: Option<&str>, payload: &Map<String, Value>) -> String {
+    let mut header = Header::empty();
+    if let Some(kid) = kid {
+        header = header.with_key_id(kid);
+    }
+    let claims = Claims::new(payload.clone());
+    let k = keys();
+    match alg {
+        "RS256" => Rsa::rs256().token(&header, &claims, &k.rsa),
+        "RS384" => Rsa::rs384().token(&header, &claims, &k.rsa),
+        "RS512" => Rsa::rs512().token(&header, &claims, &k.rsa),
+        "PS256" => Rsa::ps256().token(&header, &claims, &k.rsa),
+        "PS384" => Rsa::ps384().token(&header, &claims, &k.rsa),
+        "PS512" => Rsa::ps512().token(&header, &claims, &k.rsa),
+        "ES256" => Es256.token(&header, &claims, &k.p256),
+        "EdDSA" => Ed25519.token(&header, &claims, &k.ed),
+        "HS256" => Hs256.token(&header, &claims, &Hs256Key::new(HMAC_SECRET)),
+        "HS384" => Hs384.token(&header, &claims, &Hs384Key::new(HMAC_SECRET)),
+        "HS512" => Hs512.token(&header, &claims, &Hs512Key::new(HMAC_SECRET)),
+        other => panic!("no signer for {other}"),
+    }
+    .unwrap()
+}
+
+/// Builds a token from raw header and payload JSON and raw signature bytes:
+/// for attacks the honest signer would never produce.
+pub fn forge(header: &Value, payload: &Value, signature: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(payload.to_string()),
+        B64.encode(signature)
+    )
+}
+
+/// HMAC-SHA256 over `header.payload` with an arbitrary key (for the confusion attack).
+pub fn hs256_with(key: &[u8], header: &Value, payload: &Value) -> String {
+    let signing_input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(payload.to_string())
+    );
+    let sig = Hs256.sign(&Hs256Key::new(key), signing_input.as_bytes());
+    format!("{signing_input}.{}", B64.encode(sig.as_bytes()))
+}

@@ -1,0 +1,297 @@
+//! Token verification through the public API: every algorithm, every refusal.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+use common::*;
+
+use scopegate_core::verify::verify;
+use scopegate_core::{Reason, compile_json};
+use serde_json::{Value, json};
+
+fn check(token: &str) -> Result<scopegate_core::Principal, Reason> {
+    let p = policy();
+    verify(p.providers(), token, NOW, 8192).map_err(|f| f.reason)
+}
+
+fn reason(token: &str) -> Reason {
+    match check(token) {
+        Ok(p) => panic!("token was accepted: {p:?}"),
+        Err(r) => r,
+    }
+}
+
+#[test]
+fn every_supported_algorithm_verifies_with_its_own_key() {
+    let kid = |alg: &str| match alg {
+        a if a.starts_with('R') || a.starts_with('P') => "rsa-1",
+        "ES256" => "ec-1",
+        "EdDSA" => "ed-1",
+        _ => "hs-1",
+    };
+    for alg in [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "EdDSA", "HS256", "HS384",
+        "HS512",
+    ] {
+        let token = sign(alg, Some(kid(alg)), &claims("a b"));
+        let principal = check(&token).unwrap_or_else(|r| panic!("{alg}: {r}"));
+        assert_eq!(principal.subject.as_deref(), Some("alice"), "{alg}");
+        assert_eq!(principal.scopes, vec!["a", "b"], "{alg}");
+        assert_eq!(principal.provider, "main");
+        // Without a kid every compatible key is tried.
+        let token = sign(alg, None, &claims("a"));
+        assert!(check(&token).is_ok(), "{alg} without kid");
+    }
+}
+
+#[test]
+fn rfc7515_appendix_a1_hs256_example_verifies() {
+    // RFC 7515 A.1: header {"typ":"JWT",\r\n "alg":"HS256"}, payload with iss "joe", exp 1300819380.
+    let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.\
+                 eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt\
+                 cGxlLmNvbS9pc19yb290Ijp0cnVlfQ.\
+                 dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let k =
+        "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+    let cfg = json!({
+        "providers": [{"name": "rfc", "issuer": "joe", "audience_check": false,
+                       "jwks": {"keys": [{"kty": "oct", "k": k}]}}],
+        "rules": [{"name": "all", "match": {"prefix": "/"}, "require": "authenticated"}],
+    });
+    let policy = compile_json(cfg.to_string().as_bytes()).unwrap();
+    let p = verify(policy.providers(), token, 1_300_819_000, 8192).unwrap();
+    assert_eq!(p.claims["http://example.com/is_root"], json!(true));
+    // One second past exp plus the default 60 s skew it is expired.
+    let f = verify(policy.providers(), token, 1_300_819_380 + 61, 8192).unwrap_err();
+    assert_eq!(f.reason, Reason::TokenExpired);
+    // Any change to the signed part breaks it.
+    let tampered = token.replacen("eyJpc3MiOiJqb2Ui", "eyJpc3MiOiJqb2Uj", 1);
+    assert!(verify(policy.providers(), &tampered, 1_300_819_000, 8192).is_err());
+}
+
+#[test]
+fn alg_none_in_any_spelling_is_refused() {
+    let payload = Value::Object(claims("a"));
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let t = format!(
+            "{}.",
+            forge(&json!({"alg": alg}), &payload, b"").trim_end_matches('.')
+        );
+        // Unsigned JWTs end with an empty signature segment: refused as malformed or alg.
+        let r = reason(&t);
+        assert!(
+            matches!(r, Reason::AlgorithmNotAllowed | Reason::Malformed),
+            "{alg}: {r}"
+        );
+        let t = forge(&json!({"alg": alg}), &payload, b"sig");
+        assert_eq!(reason(&t), Reason::AlgorithmNotAllowed, "{alg}");
+    }
+}
+
+#[test]
+fn hmac_signed_with_the_rsa_public_key_is_refused() {
+    // Algorithm confusion: the attacker signs HS256 with the public key's bytes.
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    let public = keys().rsa.to_public_key();
+    let der = public.to_pkcs1_der().unwrap();
+    let payload = Value::Object(claims("a"));
+    for key_bytes in [der.as_bytes().to_vec()] {
+        let t = hs256_with(
+            &key_bytes,
+            &json!({"alg": "HS256", "kid": "rsa-1"}),
+            &payload,
+        );
+        assert_eq!(reason(&t), Reason::UnknownKid);
+    }
+    // A provider restricted to RS256 refuses HS256 outright, whatever the key set holds.
+    let mut cfg = config(default_rules());
+    cfg["providers"][0]["algorithms"] = json!(["RS256"]);
+    let policy = compile_json(cfg.to_string().as_bytes()).unwrap();
+    let t = sign("HS256", Some("hs-1"), &claims("a"));
+    let f = verify(policy.providers(), &t, NOW, 8192).unwrap_err();
+    assert_eq!(f.reason, Reason::AlgorithmNotAllowed);
+}
+
+#[test]
+fn key_reference_and_critical_headers_are_never_trusted() {
+    let payload = Value::Object(claims("a"));
+    for (name, value) in [
+        ("jku", json!("https://evil.test/jwks.json")),
+        ("x5u", json!("https://evil.test/cert.pem")),
+        ("jwk", json!({"kty": "oct", "k": "AAAA"})),
+        ("x5c", json!(["MIIB"])),
+        ("crit", json!(["exp"])),
+    ] {
+        let mut header = json!({"alg": "HS256", "kid": "hs-1"});
+        header[name] = value;
+        // Correctly signed with the real secret: the header alone must sink it.
+        let t = hs256_with(&HMAC_SECRET, &header, &payload);
+        assert_eq!(reason(&t), Reason::HeaderNotAllowed, "{name}");
+    }
+}
+
+#[test]
+fn psychic_and_der_ecdsa_signatures_are_refused() {
+    let payload = Value::Object(claims("a"));
+    let header = json!({"alg": "ES256", "kid": "ec-1"});
+    // CVE-2022-21449: r = s = 0.
+    assert_eq!(
+        reason(&forge(&header, &payload, &[0u8; 64])),
+        Reason::BadSignature
+    );
+    // r = s = n (the group order) is out of range too.
+    let n = hex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
+    let sig = [n.clone(), n].concat();
+    assert_eq!(
+        reason(&forge(&header, &payload, &sig)),
+        Reason::BadSignature
+    );
+    // A real signature re-encoded as DER is refused (JWS wants raw r||s).
+    let good = sign("ES256", Some("ec-1"), &claims("a"));
+    let raw = base64_decode(good.rsplit('.').next().unwrap());
+    let der = p256::ecdsa::Signature::from_slice(&raw).unwrap().to_der();
+    let (signing_input, _) = good.rsplit_once('.').unwrap();
+    let t = format!("{signing_input}.{}", b64(der.as_bytes()));
+    assert_eq!(reason(&t), Reason::BadSignature);
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+fn b64(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .unwrap()
+}
+
+#[test]
+fn a_flipped_bit_anywhere_in_the_signed_part_fails() {
+    let token = sign("RS256", Some("rsa-1"), &claims("a"));
+    let (signing_input, _) = token.rsplit_once('.').unwrap();
+    let bytes = token.as_bytes();
+    for i in (0..signing_input.len()).step_by(7) {
+        let c = bytes[i];
+        if c == b'.' {
+            continue;
+        }
+        let replacement = if c == b'A' { b'B' } else { b'A' };
+        let mut t = bytes.to_vec();
+        t[i] = replacement;
+        let t = String::from_utf8(t).unwrap();
+        assert!(check(&t).is_err(), "byte {i} changed and still accepted");
+    }
+    // And in the signature.
+    let mut t = token.clone().into_bytes();
+    let last = t.len() - 5;
+    t[last] = if t[last] == b'A' { b'B' } else { b'A' };
+    assert_eq!(reason(&String::from_utf8(t).unwrap()), Reason::BadSignature);
+}
+
+#[test]
+fn time_claims_honour_the_skew() {
+    let mut c = claims("a");
+    c.insert("exp".into(), json!(NOW - 59));
+    assert!(
+        check(&sign("HS256", None, &c)).is_ok(),
+        "expired 59 s ago is within 60 s skew"
+    );
+    c.insert("exp".into(), json!(NOW - 61));
+    assert_eq!(reason(&sign("HS256", None, &c)), Reason::TokenExpired);
+
+    let mut c = claims("a");
+    c.insert("nbf".into(), json!(NOW + 61));
+    assert_eq!(reason(&sign("HS256", None, &c)), Reason::TokenNotYetValid);
+    c.insert("nbf".into(), json!(NOW + 59));
+    assert!(check(&sign("HS256", None, &c)).is_ok());
+
+    let mut c = claims("a");
+    c.insert("iat".into(), json!(NOW + 3600));
+    assert_eq!(reason(&sign("HS256", None, &c)), Reason::TokenNotYetValid);
+
+    let mut c = claims("a");
+    c.remove("exp");
+    assert_eq!(reason(&sign("HS256", None, &c)), Reason::ClaimInvalid);
+
+    for bad in [
+        json!("1900000000"),
+        json!(true),
+        json!([1]),
+        json!({"a": 1}),
+    ] {
+        let mut c = claims("a");
+        c.insert("exp".into(), bad.clone());
+        assert_eq!(
+            reason(&sign("HS256", None, &c)),
+            Reason::Malformed,
+            "exp {bad}"
+        );
+    }
+    let mut c = claims("a");
+    c.insert("exp".into(), json!(u64::MAX));
+    assert_eq!(reason(&sign("HS256", None, &c)), Reason::Malformed);
+}
+
+#[test]
+fn issuer_and_audience_are_checked() {
+    let mut c = claims("a");
+    c.insert("iss".into(), json!("https://evil.test"));
+    assert_eq!(reason(&sign("HS256", None, &c)), Reason::IssuerNotAllowed);
+    c.remove("iss");
+    assert_eq!(reason(&sign("HS256", None, &c)), Reason::IssuerNotAllowed);
+
+    let mut c = claims("a");
+    c.insert("aud".into(), json!("svc-b"));
+    assert_eq!(reason(&sign("HS256", None, &c)), Reason::AudienceNotAllowed);
+    c.insert("aud".into(), json!(["svc-b", "svc-a"]));
+    assert!(check(&sign("HS256", None, &c)).is_ok());
+    c.remove("aud");
+    assert_eq!(reason(&sign("HS256", None, &c)), Reason::AudienceNotAllowed);
+}
+
+#[test]
+fn malformed_shapes_are_refused_before_parsing() {
+    let good = sign("HS256", None, &claims("a"));
+    let (h, rest) = good.split_once('.').unwrap();
+    let (p, s) = rest.split_once('.').unwrap();
+    for bad in [
+        String::new(),
+        "abc".into(),
+        format!("{h}.{p}"),
+        format!("{h}.{p}.{s}.x.y"), // JWE shape
+        format!("{h}=.{p}.{s}"),    // padding
+        format!("{h}.{p}.{s}+"),    // non-url alphabet
+        format!("{h}..{s}"),
+        format!(".{p}.{s}"),
+        format!("{}.{p}.{s}", b64(b"[1,2]")), // header not an object
+        format!("{h}.{}.{s}", b64(b"\"str\"")), // payload not an object
+        format!("{h}.{p}.{s} "),
+    ] {
+        let r = reason(&bad);
+        assert!(
+            matches!(r, Reason::Malformed | Reason::BadSignature),
+            "{bad:?}: {r}"
+        );
+    }
+    let huge = format!("{h}.{}.{s}", "A".repeat(9000));
+    assert_eq!(reason(&huge), Reason::TokenTooLarge);
+}
+
+#[test]
+fn unknown_kid_is_its_own_reason() {
+    assert_eq!(
+        reason(&sign("RS256", Some("rsa-9"), &claims("a"))),
+        Reason::UnknownKid
+    );
+}
