@@ -24,6 +24,8 @@ pub enum Alg {
     Ps384,
     Ps512,
     Es256,
+    Es384,
+    Es512,
     EdDsa,
     Hs256,
     Hs384,
@@ -35,13 +37,15 @@ pub enum Alg {
 pub enum KeyFamily {
     Rsa,
     P256,
+    P384,
+    P521,
     Ed25519,
     Hmac,
 }
 
 impl Alg {
     /// Every algorithm, in a stable order.
-    pub const ALL: [Alg; 11] = [
+    pub const ALL: [Alg; 13] = [
         Alg::Rs256,
         Alg::Rs384,
         Alg::Rs512,
@@ -49,6 +53,8 @@ impl Alg {
         Alg::Ps384,
         Alg::Ps512,
         Alg::Es256,
+        Alg::Es384,
+        Alg::Es512,
         Alg::EdDsa,
         Alg::Hs256,
         Alg::Hs384,
@@ -70,6 +76,8 @@ impl Alg {
             Alg::Ps384 => "PS384",
             Alg::Ps512 => "PS512",
             Alg::Es256 => "ES256",
+            Alg::Es384 => "ES384",
+            Alg::Es512 => "ES512",
             Alg::EdDsa => "EdDSA",
             Alg::Hs256 => "HS256",
             Alg::Hs384 => "HS384",
@@ -83,6 +91,8 @@ impl Alg {
                 KeyFamily::Rsa
             }
             Alg::Es256 => KeyFamily::P256,
+            Alg::Es384 => KeyFamily::P384,
+            Alg::Es512 => KeyFamily::P521,
             Alg::EdDsa => KeyFamily::Ed25519,
             Alg::Hs256 | Alg::Hs384 | Alg::Hs512 => KeyFamily::Hmac,
         }
@@ -145,6 +155,8 @@ impl FromIterator<Alg> for AlgSet {
 pub enum KeyMaterial {
     Rsa(RsaPublicKey),
     P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+    P521(p521::ecdsa::VerifyingKey),
     Ed25519(ed25519_dalek::VerifyingKey),
     Hmac(HmacSecret),
 }
@@ -164,6 +176,8 @@ impl KeyMaterial {
         match self {
             KeyMaterial::Rsa(_) => KeyFamily::Rsa,
             KeyMaterial::P256(_) => KeyFamily::P256,
+            KeyMaterial::P384(_) => KeyFamily::P384,
+            KeyMaterial::P521(_) => KeyFamily::P521,
             KeyMaterial::Ed25519(_) => KeyFamily::Ed25519,
             KeyMaterial::Hmac(_) => KeyFamily::Hmac,
         }
@@ -191,6 +205,8 @@ impl fmt::Debug for KeyMaterial {
         match self {
             KeyMaterial::Rsa(k) => write!(f, "Rsa({} bits)", k.size() * 8),
             KeyMaterial::P256(_) => f.write_str("P256"),
+            KeyMaterial::P384(_) => f.write_str("P384"),
+            KeyMaterial::P521(_) => f.write_str("P521"),
             KeyMaterial::Ed25519(_) => f.write_str("Ed25519"),
             KeyMaterial::Hmac(s) => write!(f, "Hmac({} bytes)", s.0.len()),
         }
@@ -287,13 +303,16 @@ pub fn key_from_jwk(jwk: &Value) -> Result<Key, KeyError> {
     }
     let kty = text("kty")?.ok_or_else(|| KeyError::Invalid("\"kty\" is required".into()))?;
     let material = match kty.as_str() {
-        "RSA" | "EC" | "OKP" => {
-            if kty == "EC" {
-                let crv = text("crv")?.unwrap_or_default();
-                if crv != "P-256" {
-                    return Err(KeyError::UnsupportedCurve(crv));
-                }
+        "EC" => {
+            let crv = text("crv")?.unwrap_or_default();
+            if obj.contains_key("d") {
+                return Err(private_key_refused());
             }
+            let x = coordinate(&text("x")?, "x")?;
+            let y = coordinate(&text("y")?, "y")?;
+            ec_material(&crv, &x, &y)?
+        }
+        "RSA" | "OKP" => {
             if kty == "OKP" {
                 let crv = text("crv")?.unwrap_or_default();
                 if crv != "Ed25519" {
@@ -301,30 +320,23 @@ pub fn key_from_jwk(jwk: &Value) -> Result<Key, KeyError> {
                 }
             }
             if obj.contains_key("d") {
-                return Err(KeyError::Invalid(
-                    "the JWK holds a private key (\"d\"); configure public keys only".into(),
-                ));
+                return Err(private_key_refused());
             }
             let parsed: JsonWebKey<'_> = serde_json::from_value(jwk.clone())
                 .map_err(|e| KeyError::Invalid(e.to_string()))?;
-            match kty.as_str() {
-                "RSA" => {
-                    let key = RsaPublicKey::try_from(&parsed)
-                        .map_err(|e| KeyError::Invalid(e.to_string()))?;
-                    let bits = key.size() * 8;
-                    if bits < MIN_RSA_BITS {
-                        return Err(KeyError::RsaTooShort(bits));
-                    }
-                    KeyMaterial::Rsa(key)
+            if kty == "RSA" {
+                let key = RsaPublicKey::try_from(&parsed)
+                    .map_err(|e| KeyError::Invalid(e.to_string()))?;
+                let bits = key.size() * 8;
+                if bits < MIN_RSA_BITS {
+                    return Err(KeyError::RsaTooShort(bits));
                 }
-                "EC" => KeyMaterial::P256(
-                    p256::ecdsa::VerifyingKey::try_from(&parsed)
-                        .map_err(|e| KeyError::Invalid(e.to_string()))?,
-                ),
-                _ => KeyMaterial::Ed25519(
+                KeyMaterial::Rsa(key)
+            } else {
+                KeyMaterial::Ed25519(
                     ed25519_dalek::VerifyingKey::try_from(&parsed)
                         .map_err(|e| KeyError::Invalid(e.to_string()))?,
-                ),
+                )
             }
         }
         "oct" => {
@@ -350,6 +362,51 @@ pub fn key_from_jwk(jwk: &Value) -> Result<Key, KeyError> {
         kid,
         algs,
         material,
+    })
+}
+
+fn private_key_refused() -> KeyError {
+    KeyError::Invalid("the JWK holds a private key (\"d\"); configure public keys only".into())
+}
+
+fn coordinate(v: &Option<String>, name: &str) -> Result<Vec<u8>, KeyError> {
+    let v = v
+        .as_deref()
+        .ok_or_else(|| KeyError::Invalid(format!("\"{name}\" is required")))?;
+    URL_SAFE_NO_PAD
+        .decode(v)
+        .map_err(|e| KeyError::Invalid(format!("\"{name}\" is not base64url: {e}")))
+}
+
+/// An EC public key from its affine coordinates (each exactly the field size,
+/// RFC 7518 §6.2.1.2), checked to be on the curve.
+fn ec_material(crv: &str, x: &[u8], y: &[u8]) -> Result<KeyMaterial, KeyError> {
+    let size = match crv {
+        "P-256" => 32,
+        "P-384" => 48,
+        "P-521" => 66,
+        other => return Err(KeyError::UnsupportedCurve(other.to_owned())),
+    };
+    if x.len() != size || y.len() != size {
+        return Err(KeyError::Invalid(format!(
+            "{crv} coordinates must be {size} bytes each"
+        )));
+    }
+    let mut sec1 = Vec::with_capacity(1 + 2 * size);
+    sec1.push(0x04);
+    sec1.extend_from_slice(x);
+    sec1.extend_from_slice(y);
+    let invalid = |e: &dyn fmt::Display| KeyError::Invalid(format!("{crv} point: {e}"));
+    Ok(match size {
+        32 => KeyMaterial::P256(
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| invalid(&e))?,
+        ),
+        48 => KeyMaterial::P384(
+            p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| invalid(&e))?,
+        ),
+        _ => KeyMaterial::P521(
+            p521::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| invalid(&e))?,
+        ),
     })
 }
 
@@ -487,7 +544,7 @@ mod tests {
             {"kty":"oct","k":k,"kid":"good"},
             {"kty":"oct","k":k,"use":"enc","kid":"enc"},
             {"kty":"XYZ","kid":"odd"},
-            {"kty":"EC","crv":"P-521","x":"AA","y":"AA","kid":"curve"},
+            {"kty":"EC","crv":"secp256k1","x":"AA","y":"AA","kid":"curve"},
             "not an object"
         ]});
         let parsed = parse_jwks(&doc).unwrap();

@@ -11,6 +11,7 @@ use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, 
 use jwt_compact::{AlgorithmExt, Token, UntrustedToken, ValidationError};
 use serde_json::{Map, Value};
 
+use crate::ecdsa_ext::{Es384, Es512};
 use crate::keys::{Alg, AlgSet, Key, KeyMaterial};
 use crate::principal::{Principal, scopes_from_claims};
 use crate::reason::Reason;
@@ -308,6 +309,8 @@ fn verify_with(
         (Alg::Ps384, KeyMaterial::Rsa(k)) => Rsa::ps384().validator::<Obj>(k).validate(token),
         (Alg::Ps512, KeyMaterial::Rsa(k)) => Rsa::ps512().validator::<Obj>(k).validate(token),
         (Alg::Es256, KeyMaterial::P256(k)) => Es256.validator::<Obj>(k).validate(token),
+        (Alg::Es384, KeyMaterial::P384(k)) => Es384.validator::<Obj>(k).validate(token),
+        (Alg::Es512, KeyMaterial::P521(k)) => Es512.validator::<Obj>(k).validate(token),
         (Alg::EdDsa, KeyMaterial::Ed25519(k)) => Ed25519.validator::<Obj>(k).validate(token),
         (Alg::Hs256, KeyMaterial::Hmac(s)) => Hs256
             .validator::<Obj>(&Hs256Key::new(s.bytes()))

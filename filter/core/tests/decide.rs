@@ -313,6 +313,6 @@ fn skipped_jwks_keys_are_warnings_not_errors() {
     assert!(
         p.warnings()[0]
             .to_string()
-            .contains("providers[0].jwks.keys[4]")
+            .contains("providers[0].jwks.keys[6]")
     );
 }

@@ -30,6 +30,8 @@ fn every_supported_algorithm_verifies_with_its_own_key() {
     let kid = |alg: &str| match alg {
         a if a.starts_with('R') || a.starts_with('P') => "rsa-1",
         "ES256" => "ec-1",
+        "ES384" => "ec384-1",
+        "ES512" => "ec521-1",
         "EdDSA" => "ed-1",
         _ => "hs-1",
     };
@@ -157,6 +159,34 @@ fn psychic_and_der_ecdsa_signatures_are_refused() {
     let (signing_input, _) = good.rsplit_once('.').unwrap();
     let t = format!("{signing_input}.{}", b64(der.as_bytes()));
     assert_eq!(reason(&t), Reason::BadSignature);
+    // The same for ES384 and ES512 (our own jwt-compact algorithms).
+    for (alg, kid, len) in [("ES384", "ec384-1", 96), ("ES512", "ec521-1", 132)] {
+        let header = json!({"alg": alg, "kid": kid});
+        assert_eq!(
+            reason(&forge(&header, &payload, &vec![0u8; len])),
+            Reason::BadSignature,
+            "{alg}"
+        );
+        assert_eq!(
+            reason(&forge(&header, &payload, &vec![0xffu8; len])),
+            Reason::BadSignature,
+            "{alg}"
+        );
+        let good = sign(alg, Some(kid), &claims("a"));
+        let (input, sig) = good.rsplit_once('.').unwrap();
+        let mut raw = base64_decode(sig);
+        raw[3] ^= 1;
+        assert_eq!(
+            reason(&format!("{input}.{}", b64(&raw))),
+            Reason::BadSignature,
+            "{alg}"
+        );
+        assert_eq!(
+            reason(&format!("{input}.{}", b64(&raw[..len - 1]))),
+            Reason::BadSignature,
+            "{alg}"
+        );
+    }
 }
 
 fn hex(s: &str) -> Vec<u8> {
