@@ -116,10 +116,14 @@ fn explain(args: &[String]) -> ExitCode {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
     });
     let authorization = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = authorization
+        .iter()
+        .map(|a| ("authorization", a.as_str()))
+        .collect();
     let decision = policy.decide(&Request {
         method: &method,
         path: &path,
-        authorization: authorization.as_deref(),
+        headers: &headers,
         now_unix_seconds: now,
     });
     if let Some(rule) = decision

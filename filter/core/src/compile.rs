@@ -11,9 +11,10 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::config::{Config, MatchConfig, ProviderConfig, RuleConfig};
+use crate::config::{Config, MatchConfig, ProviderConfig, RuleConfig, TokenSourceConfig};
 use crate::keys::{Alg, AlgSet, JwksError, KeyError, parse_jwks};
 use crate::routes::{PathMatch, normalize};
+use crate::token::TokenSource;
 use crate::verify::Provider;
 
 /// Default `realm` in `WWW-Authenticate`.
@@ -47,6 +48,7 @@ pub enum Problem {
     InvalidHeaderName(String),
     InvalidRequirement(String),
     NoProviders,
+    SourceKind,
 }
 
 impl fmt::Display for Problem {
@@ -76,6 +78,9 @@ impl fmt::Display for Problem {
             Problem::InvalidHeaderName(h) => write!(f, "invalid header name {h:?}"),
             Problem::InvalidRequirement(why) => write!(f, "invalid requirement: {why}"),
             Problem::NoProviders => f.write_str("rules need tokens but no provider is configured"),
+            Problem::SourceKind => f.write_str(
+                "exactly one of \"header\", \"query\" and \"cookie\" is required (\"prefix\" goes with \"header\")",
+            ),
         }
     }
 }
@@ -154,6 +159,12 @@ pub struct Policy {
     /// Every header the filter may write upstream (lower case): always removed
     /// from the inbound request first, so clients cannot spoof them.
     pub(crate) managed_headers: Vec<String>,
+    /// Every token location of every provider, without repeats; providers
+    /// refer to them by index.
+    pub(crate) sources: Vec<TokenSource>,
+    /// Request headers the decision reads (lower case), so the shim fetches
+    /// only these.
+    pub(crate) wanted_headers: Vec<String>,
     /// Non-fatal findings (e.g. JWKS keys skipped), for the log.
     pub(crate) warnings: Vec<ConfigError>,
 }
@@ -174,6 +185,13 @@ impl Policy {
     pub fn managed_headers(&self) -> &[String] {
         &self.managed_headers
     }
+    /// The request headers the decision reads; `:method` and `:path` always.
+    pub fn wanted_headers(&self) -> &[String] {
+        &self.wanted_headers
+    }
+    pub fn sources(&self) -> &[TokenSource] {
+        &self.sources
+    }
 }
 
 /// Parses and compiles the plugin configuration bytes (JSON).
@@ -186,6 +204,14 @@ pub fn compile_json(bytes: &[u8]) -> Result<Policy, Vec<ConfigError>> {
                  (in Envoy: a google.protobuf.StringValue)"
                     .into(),
             ),
+        }]);
+    }
+    // serde would build the config struct from a JSON array too; only an
+    // object is a configuration.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(vec![ConfigError {
+            path: ".".into(),
+            problem: Problem::Json("the configuration must be a JSON object".into()),
         }]);
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -237,6 +263,7 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
     };
 
     let mut providers = Vec::new();
+    let mut sources: Vec<TokenSource> = Vec::new();
     let mut names = BTreeSet::new();
     let mut issuers = BTreeSet::new();
     for (i, p) in config.providers.iter().enumerate() {
@@ -253,7 +280,7 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
                 Problem::Duplicate(format!("issuer {:?}", p.issuer)),
             );
         }
-        if let Some(provider) = compile_provider(&at, p, &mut errors, &mut warnings) {
+        if let Some(provider) = compile_provider(&at, p, &mut sources, &mut errors, &mut warnings) {
             providers.push(provider);
         }
     }
@@ -292,19 +319,109 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
         .map(|p| p.max_token_bytes)
         .max()
         .unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+    let mut wanted_headers = vec![":method".to_owned(), ":path".to_owned()];
+    for s in &sources {
+        let h = s.header_name().to_owned();
+        if !wanted_headers.contains(&h) {
+            wanted_headers.push(h);
+        }
+    }
     Ok(Policy {
         realm,
         providers,
         rules,
         max_token_bytes,
         managed_headers,
+        sources,
+        wanted_headers,
         warnings,
     })
+}
+
+fn compile_sources(
+    at: &str,
+    list: Option<&[TokenSourceConfig]>,
+    all: &mut Vec<TokenSource>,
+    errors: &mut Errors,
+) -> Vec<usize> {
+    let default = [TokenSourceConfig {
+        header: Some("authorization".into()),
+        ..TokenSourceConfig::default()
+    }];
+    let list = list.unwrap_or(&default);
+    if list.is_empty() {
+        errors.push(format!("{at}.from"), Problem::Empty);
+    }
+    let mut indices = Vec::new();
+    for (j, s) in list.iter().enumerate() {
+        let here = format!("{at}.from[{j}]");
+        let source = match (&s.header, &s.query, &s.cookie) {
+            (Some(h), None, None) => {
+                let name = h.to_ascii_lowercase();
+                if !is_header_name(&name) {
+                    errors.push(
+                        format!("{here}.header"),
+                        Problem::InvalidHeaderName(h.clone()),
+                    );
+                    continue;
+                }
+                let prefix = s.prefix.clone().unwrap_or_else(|| {
+                    if name == "authorization" {
+                        "Bearer ".into()
+                    } else {
+                        String::new()
+                    }
+                });
+                if !is_quotable(&prefix) {
+                    errors.push(
+                        format!("{here}.prefix"),
+                        Problem::OutOfRange("prefix must be printable ASCII".into()),
+                    );
+                    continue;
+                }
+                TokenSource::Header { name, prefix }
+            }
+            (None, Some(q), None) if s.prefix.is_none() => {
+                if q.is_empty() {
+                    errors.push(format!("{here}.query"), Problem::Empty);
+                    continue;
+                }
+                TokenSource::Query(q.clone())
+            }
+            (None, None, Some(c)) if s.prefix.is_none() => {
+                if c.is_empty()
+                    || !c
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && !b"=;,\"".contains(&b))
+                {
+                    errors.push(
+                        format!("{here}.cookie"),
+                        Problem::OutOfRange(format!("{c:?} is not a valid cookie name")),
+                    );
+                    continue;
+                }
+                TokenSource::Cookie(c.clone())
+            }
+            _ => {
+                errors.push(here, Problem::SourceKind);
+                continue;
+            }
+        };
+        let index = all.iter().position(|x| *x == source).unwrap_or_else(|| {
+            all.push(source);
+            all.len() - 1
+        });
+        if !indices.contains(&index) {
+            indices.push(index);
+        }
+    }
+    indices
 }
 
 fn compile_provider(
     at: &str,
     p: &ProviderConfig,
+    sources: &mut Vec<TokenSource>,
     errors: &mut Errors,
     warnings: &mut Vec<ConfigError>,
 ) -> Option<Provider> {
@@ -377,6 +494,26 @@ fn compile_provider(
         }
     }
 
+    let source_indices = compile_sources(at, p.from.as_deref(), sources, errors);
+    let require_typ = match &p.require_typ {
+        Some(t) if t.is_empty() => {
+            errors.push(format!("{at}.require_typ"), Problem::Empty);
+            None
+        }
+        other => other.clone(),
+    };
+    for claim in p.required_claims.keys() {
+        if claim.is_empty() {
+            errors.push(format!("{at}.required_claims"), Problem::Empty);
+        }
+    }
+    if p.max_lifetime_seconds == Some(0) {
+        errors.push(
+            format!("{at}.max_lifetime_seconds"),
+            Problem::OutOfRange("must be positive".into()),
+        );
+    }
+
     let mut keys = Vec::new();
     match &p.jwks {
         None => errors.push(format!("{at}.jwks"), Problem::NoKeys),
@@ -423,6 +560,12 @@ fn compile_provider(
         keys,
         claims_to_headers,
         forward_token: p.forward_token.unwrap_or(false),
+        sources: source_indices,
+        required_claims: p.required_claims.clone().into_iter().collect(),
+        max_lifetime_seconds: p
+            .max_lifetime_seconds
+            .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+        require_typ,
     })
 }
 

@@ -60,9 +60,45 @@ pub struct ProviderConfig {
     /// Inbound copies of these headers are always removed first.
     #[serde(default)]
     pub claims_to_headers: BTreeMap<String, String>,
-    /// Keep the `Authorization` header when forwarding upstream. Default `false`.
+    /// Keep the token where it was found when forwarding upstream. Default
+    /// `false`: the token is removed (header dropped, query parameter or
+    /// cookie cut out).
     #[serde(default)]
     pub forward_token: Option<bool>,
+    /// Where this provider's tokens are looked for. Default:
+    /// `[{"header": "authorization", "prefix": "Bearer "}]`.
+    #[serde(default)]
+    pub from: Option<Vec<TokenSourceConfig>>,
+    /// Claims that must be present with exactly these JSON values.
+    #[serde(default)]
+    pub required_claims: BTreeMap<String, Value>,
+    /// Refuse tokens whose `exp - iat` exceeds this many seconds (then `iat` is required).
+    #[serde(default)]
+    pub max_lifetime_seconds: Option<u64>,
+    /// Require this JOSE `typ` header, e.g. `"at+jwt"` for RFC 9068 access
+    /// tokens (`application/at+jwt` is accepted too; case-insensitive).
+    #[serde(default)]
+    pub require_typ: Option<String>,
+}
+
+/// One token location: exactly one of `header`, `query`, `cookie`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSourceConfig {
+    /// Header name (case-insensitive).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// With `header`: the scheme prefix, e.g. `"Bearer "` (compared
+    /// case-insensitively). Default for `authorization`: `"Bearer "`; for other
+    /// headers: none (the whole value is the token).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Query parameter name.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Cookie name.
+    #[serde(default)]
+    pub cookie: Option<String>,
 }
 
 /// One route rule.

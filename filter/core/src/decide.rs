@@ -4,7 +4,7 @@ use crate::compile::{Access, Policy, Rule, ScopeExpr};
 use crate::principal::Principal;
 use crate::reason::Reason;
 use crate::routes::normalize;
-use crate::token::{Bearer, bearer};
+use crate::token::{Found, TokenSource, cookies_without, extract, path_without_query_param};
 use crate::verify::{Failure, verify};
 
 /// The facts about one request that the decision needs. The shim gathers them
@@ -15,8 +15,9 @@ pub struct Request<'a> {
     pub method: &'a str,
     /// `:path` as received (normalised here).
     pub path: &'a str,
-    /// The `Authorization` header, if any.
-    pub authorization: Option<&'a str>,
+    /// Request headers (lower-case names, first value of each). The shim
+    /// passes those of [`Policy::wanted_headers`]; others are ignored.
+    pub headers: &'a [(&'a str, &'a str)],
     /// Current time, Unix seconds, from the host clock.
     pub now_unix_seconds: i64,
 }
@@ -73,7 +74,60 @@ pub struct Deny {
     pub detail: String,
 }
 
+impl Request<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        match name {
+            ":method" => Some(self.method),
+            ":path" => Some(self.path),
+            _ => self
+                .headers
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| *v),
+        }
+    }
+}
+
+/// The token a request carries, and every source it was found at.
+struct Presented {
+    token: String,
+    sources: Vec<usize>,
+}
+
 impl Policy {
+    /// Looks at every configured token source. Several different tokens, or a
+    /// location holding nothing usable, is a failure.
+    fn presented_token(&self, req: &Request<'_>) -> Result<Option<Presented>, Failure> {
+        let mut found: Option<Presented> = None;
+        for (i, source) in self.sources.iter().enumerate() {
+            match extract(source, |n| req.header(n)) {
+                Found::Absent => {}
+                Found::Empty => {
+                    return Err(Failure {
+                        reason: Reason::Malformed,
+                        detail: format!("token location {source:?} is present but empty"),
+                    });
+                }
+                Found::Token(t) => match &mut found {
+                    None => {
+                        found = Some(Presented {
+                            token: t,
+                            sources: vec![i],
+                        })
+                    }
+                    Some(p) if p.token == t => p.sources.push(i),
+                    Some(_) => {
+                        return Err(Failure {
+                            reason: Reason::MultipleTokens,
+                            detail: "different tokens in several locations".into(),
+                        });
+                    }
+                },
+            }
+        }
+        Ok(found)
+    }
+
     /// Decides one request. Deterministic: same policy, facts and time, same decision.
     pub fn decide(&self, req: &Request<'_>) -> Decision {
         let deny = |status, reason, rule: Option<&Rule>, detail: String| {
@@ -91,7 +145,7 @@ impl Policy {
             Err(e) => {
                 return deny(
                     400,
-                    Reason::Malformed,
+                    Reason::InvalidPath,
                     None,
                     format!("path {:?}: {e}", req.path),
                 );
@@ -106,25 +160,35 @@ impl Policy {
             );
         };
 
-        let token = match bearer(req.authorization) {
-            Bearer::Absent => None,
-            Bearer::Empty => Some(Err(Failure {
-                reason: Reason::Malformed,
-                detail: "Authorization: Bearer with an empty token".into(),
-            })),
-            Bearer::Token(t) => Some(verify(
+        let presented = self.presented_token(req);
+        let token = match &presented {
+            Ok(None) => None,
+            Err(f) => Some(Err(f.clone())),
+            Ok(Some(p)) => Some(verify(
                 &self.providers,
-                t,
+                |provider| p.sources.iter().any(|s| provider.sources.contains(s)),
+                &p.token,
                 req.now_unix_seconds,
                 self.max_token_bytes,
             )),
+        };
+        let found_at: &[usize] = match &presented {
+            Ok(Some(p)) => &p.sources,
+            _ => &[],
         };
 
         let principal = match (&rule.access, token) {
             (Access::Public, None) => None,
             (Access::Public, Some(Ok(p))) => Some(p),
             (Access::Public, Some(Err(f))) => {
-                return Decision::Allow(self.allow(rule, Reason::Public, None, Some(f)));
+                return Decision::Allow(self.allow(
+                    req,
+                    rule,
+                    Reason::Public,
+                    None,
+                    found_at,
+                    Some(f),
+                ));
             }
             (_, None) => {
                 return deny(
@@ -140,7 +204,9 @@ impl Policy {
 
         match (&rule.access, principal) {
             (Access::Scopes(expr), Some(p)) => match missing(expr, &p) {
-                None => Decision::Allow(self.allow(rule, Reason::Allowed, Some(p), None)),
+                None => {
+                    Decision::Allow(self.allow(req, rule, Reason::Allowed, Some(p), found_at, None))
+                }
                 Some(needed) => Decision::Deny(Deny {
                     status: 403,
                     reason: Reason::InsufficientScope,
@@ -153,16 +219,20 @@ impl Policy {
                     required_scopes: needed,
                 }),
             },
-            (Access::Public, p) => Decision::Allow(self.allow(rule, Reason::Public, p, None)),
-            (_, p) => Decision::Allow(self.allow(rule, Reason::Allowed, p, None)),
+            (Access::Public, p) => {
+                Decision::Allow(self.allow(req, rule, Reason::Public, p, found_at, None))
+            }
+            (_, p) => Decision::Allow(self.allow(req, rule, Reason::Allowed, p, found_at, None)),
         }
     }
 
     fn allow(
         &self,
+        req: &Request<'_>,
         rule: &Rule,
         reason: Reason,
         principal: Option<Principal>,
+        found_at: &[usize],
         ignored_token: Option<Failure>,
     ) -> Allow {
         let mut remove_headers = self.managed_headers.clone();
@@ -173,7 +243,30 @@ impl Policy {
         // The token is forwarded only if the provider that verified it says so;
         // an unverified token is never forwarded.
         if !provider.is_some_and(|p| p.forward_token) {
-            remove_headers.push("authorization".to_owned());
+            let mut path = req.path.to_owned();
+            let mut cookie = req.header("cookie").map(str::to_owned);
+            for source in found_at.iter().filter_map(|i| self.sources.get(*i)) {
+                match source {
+                    TokenSource::Header { name, .. } => {
+                        if !remove_headers.contains(name) {
+                            remove_headers.push(name.clone());
+                        }
+                    }
+                    TokenSource::Query(param) => path = path_without_query_param(&path, param),
+                    TokenSource::Cookie(name) => {
+                        cookie = cookie.and_then(|c| cookies_without(&c, name));
+                    }
+                }
+            }
+            if path != req.path {
+                set_headers.push((":path".to_owned(), path));
+            }
+            if cookie.as_deref() != req.header("cookie") {
+                match cookie {
+                    Some(c) => set_headers.push(("cookie".to_owned(), c)),
+                    None => remove_headers.push("cookie".to_owned()),
+                }
+            }
         }
         if let (Some(p), Some(provider)) = (&principal, provider) {
             for (claim, header) in &provider.claims_to_headers {

@@ -12,6 +12,7 @@ pub mod compile;
 pub mod config;
 pub mod decide;
 pub mod ecdsa_ext;
+pub mod json_guard;
 pub mod keys;
 pub mod principal;
 pub mod reason;

