@@ -60,6 +60,9 @@ pub(crate) struct HostState {
     pub(crate) next_request_id: u64,
     /// proxy-wasm-cpp-host's shared-data CAS counter: process-wide, starts at 1.
     pub(crate) next_cas: u32,
+    /// Monotonic clock: moves only forward, with `advance`.
+    pub(crate) monotonic: Duration,
+    pub(crate) random_state: u64,
     /// Log lines of VMs that were dropped (e.g. Envoy's discarded startup VMs).
     pub(crate) retired_logs: Vec<crate::vm::LogLine>,
 }
@@ -107,6 +110,14 @@ impl ClusterHandle {
 }
 
 impl HostState {
+    /// Moves the wall clock forward to `t` (never back) and the monotonic clock with it.
+    pub(crate) fn move_to(&mut self, t: SystemTime) {
+        if let Ok(d) = t.duration_since(self.now) {
+            self.monotonic += d;
+            self.now = t;
+        }
+    }
+
     pub(crate) fn take_cas(&mut self) -> u32 {
         let c = self.next_cas;
         self.next_cas = self.next_cas.wrapping_add(1);
@@ -133,6 +144,8 @@ impl Host {
                 next_callout_seq: 1,
                 next_request_id: 1,
                 next_cas: 1,
+                monotonic: Duration::from_secs(1),
+                random_state: 0x9e37_79b9_7f4a_7c15,
                 retired_logs: Vec::new(),
             })),
         }
@@ -158,7 +171,7 @@ impl Host {
     pub fn advance(&self, d: Duration) {
         let target = self.now() + d;
         crate::scheduler::run_until(self, target);
-        self.state.borrow_mut().now = target;
+        self.state.borrow_mut().move_to(target);
     }
 
     /// Registers a cluster: callouts to it are accepted (to unknown clusters
@@ -219,10 +232,10 @@ impl Host {
             .filter_map(|w| w.upgrade())
             .collect();
         for vm in vms {
-            if let Ok(mut i) = vm.try_borrow_mut() {
-                if !i.store.data().pending_queue_ready.is_empty() {
-                    i.settle();
-                }
+            if let Ok(mut i) = vm.try_borrow_mut()
+                && !i.store.data().pending_queue_ready.is_empty()
+            {
+                i.settle();
             }
         }
     }

@@ -510,7 +510,12 @@ fn proxy_get_header_map_size(mut c: C<'_>, mt: i32, ret: i32) -> R {
     guard(&c, "proxy_get_header_map_size")?;
     let d = c.data_mut();
     let n = match map_mut(d, mt) {
-        Ok(m) => m.serialize().len() as u32,
+        // Envoy's HeaderMap::byteSize: the sum of name and value lengths.
+        Ok(m) => m
+            .entries()
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>() as u32,
         Err(s) => {
             map_unavailable(d, "proxy_get_header_map_size", mt, s);
             return st(s);
@@ -674,10 +679,11 @@ fn proxy_set_shared_data(mut c: C<'_>, kp: i32, ks: i32, vp: i32, vs: i32, cas: 
     let host = c.data().host.clone();
     let mut h = host.borrow_mut();
     let key = (vm_id, key);
-    if let Some(ent) = h.shared.get(&key) {
-        if cas != 0 && cas != ent.cas {
-            return st(Status::CasMismatch);
-        }
+    if let Some(ent) = h.shared.get(&key)
+        && cas != 0
+        && cas != ent.cas
+    {
+        return st(Status::CasMismatch);
     }
     // cpp-host: the CAS value comes from one process-wide counter; a
     // conditional set on a missing key still stores it.

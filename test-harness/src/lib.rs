@@ -27,6 +27,7 @@ pub mod property;
 mod scheduler;
 mod stream;
 mod vm;
+mod wasi;
 
 pub use abi::{LogLevel, MetricKind, Status};
 pub use callout::{Callout, CalloutRequest, UpstreamReply};
@@ -44,7 +45,6 @@ pub use vm::{
 /// if that variable is set, else `<workspace>/target/wasm32-unknown-unknown/release/<name>.wasm`.
 /// Errors (never silently skips) with the command to run when it is missing.
 pub fn wasm_path(name: &str) -> anyhow::Result<std::path::PathBuf> {
-    let file = format!("{name}.wasm");
     let dir = match std::env::var_os("PROXY_WASM_HARNESS_WASM_DIR") {
         Some(d) => std::path::PathBuf::from(d),
         None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,7 +53,11 @@ pub fn wasm_path(name: &str) -> anyhow::Result<std::path::PathBuf> {
             .join("wasm32-unknown-unknown")
             .join("release"),
     };
-    let p = dir.join(&file);
+    wasm_path_in(&dir, name)
+}
+
+fn wasm_path_in(dir: &std::path::Path, name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let p = dir.join(format!("{name}.wasm"));
     if p.is_file() {
         Ok(p)
     } else {
@@ -63,5 +67,18 @@ pub fn wasm_path(name: &str) -> anyhow::Result<std::path::PathBuf> {
             p.display(),
             name.replace('_', "-")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn missing_wasm_names_make_wasm() {
+        let err = super::wasm_path_in(std::path::Path::new("/nonexistent"), "fixture_x")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("make wasm"), "{err}");
+        assert!(err.contains("build-wasm.sh fixture-x"), "{err}");
     }
 }

@@ -127,10 +127,7 @@ pub(crate) fn run_until(host: &Host, target: SystemTime) {
             return;
         };
         {
-            let mut st = host.state.borrow_mut();
-            if t > st.now {
-                st.now = t;
-            }
+            host.state.borrow_mut().move_to(t);
         }
         match e {
             Event::Tick(idx) => {

@@ -663,6 +663,7 @@ pub(crate) fn after_callback(
         Ok(action) => {
             let cont = action.unwrap_or(0) == 0;
             let limit = i.data().cfg.buffer_limit;
+            let allow_stop_iteration = i.data().cfg.allow_on_headers_stop_iteration;
             let Some(s) = i.data_mut().streams.get_mut(&id) else {
                 return;
             };
@@ -686,7 +687,7 @@ pub(crate) fn after_callback(
                 let d = dir(s, request);
                 d.paused = true;
                 match kind {
-                    Kind::Headers => d.stopped_all = true,
+                    Kind::Headers => d.stopped_all = !allow_stop_iteration,
                     Kind::Body => {
                         d.buffering = true;
                         if d.body.len() > limit {
@@ -930,6 +931,13 @@ fn local_reply(i: &mut VmInner, id: u32, spec: LocalReplySpec) {
         h.remove("content-type");
     }
     let close_connection = !s.request.end_seen;
+    // HEAD: Envoy encodes the reply's headers only (end of stream), keeping content-length.
+    let head = s
+        .request
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(":method"))
+        .is_some_and(|m| m == "HEAD");
     s.local_reply_sent = true;
     if s.response.headers_forwarded {
         // Envoy: too late for a reply once response headers went downstream;
@@ -944,6 +952,10 @@ fn local_reply(i: &mut VmInner, id: u32, spec: LocalReplySpec) {
     // without passing through the filter chain.
     let direct = s.response.headers.is_some();
     s.response.headers = Some(h);
+    let spec = LocalReplySpec {
+        body: if head { Vec::new() } else { spec.body },
+        ..spec
+    };
     s.response.body = spec.body.clone();
     s.response.end_seen = true;
     s.response.paused = false;

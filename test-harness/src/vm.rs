@@ -125,6 +125,7 @@ pub(crate) struct VmConfig {
     pub(crate) log_level: LogLevel,
     pub(crate) fuel_per_callback: u64,
     pub(crate) buffer_limit: usize,
+    pub(crate) allow_on_headers_stop_iteration: bool,
     pub(crate) properties: BTreeMap<Vec<String>, Vec<u8>>,
 }
 
@@ -249,6 +250,7 @@ impl VmBuilder {
                 log_level: LogLevel::Info,
                 fuel_per_callback: DEFAULT_FUEL_PER_CALLBACK,
                 buffer_limit: DEFAULT_BUFFER_LIMIT,
+                allow_on_headers_stop_iteration: false,
                 properties: BTreeMap::new(),
             },
         }
@@ -299,6 +301,14 @@ impl VmBuilder {
     /// Body buffer limit per direction (default 1 MiB).
     pub fn buffer_limit(mut self, bytes: usize) -> Self {
         self.cfg.buffer_limit = bytes;
+        self
+    }
+
+    /// Envoy's `allow_on_headers_stop_iteration` plugin option (default false):
+    /// when true, Pause from a headers callback is StopIteration, so body
+    /// data still reaches the filter while the headers are held.
+    pub fn allow_on_headers_stop_iteration(mut self, allow: bool) -> Self {
+        self.cfg.allow_on_headers_stop_iteration = allow;
         self
     }
 
@@ -374,6 +384,7 @@ impl VmBuilder {
         let mut store = Store::new(&m.engine, data);
         let mut linker: Linker<VmData> = Linker::new(&m.engine);
         crate::hostcalls::define(&mut linker)?;
+        crate::wasi::define(&mut linker)?;
         let instance = linker.instantiate(&mut store, &m.module).map_err(|e| {
             anyhow!(
                 "Failed to load Wasm module {}: {:#}",
@@ -508,6 +519,49 @@ impl Vm {
     /// Host calls Envoy would refuse or ignore (out-of-phase access etc.).
     pub fn violations(&self) -> Vec<Violation> {
         self.inner.borrow().store.data().violations.clone()
+    }
+
+    /// A readable report: violations (out-of-phase or ignored host calls)
+    /// and the cost of every callback. Handy in assertion messages.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        let v = self.violations();
+        out.push_str(&format!("violations: {}\n", v.len()));
+        for x in &v {
+            out.push_str(&format!(
+                "  [{} ctx {}] {} -> {:?}: {}\n",
+                x.callback, x.context_id, x.hostcall, x.status, x.detail
+            ));
+        }
+        let stats = self.callback_stats();
+        out.push_str(&format!("callbacks: {}\n", stats.len()));
+        for s in &stats {
+            out.push_str(&format!(
+                "  {} ctx {}: fuel {} memory {} bytes\n",
+                s.callback, s.context_id, s.fuel, s.memory_bytes
+            ));
+        }
+        if let Some(f) = self.failure() {
+            out.push_str(&format!("failed: {f}\n"));
+        }
+        out
+    }
+
+    /// Envoy's VM shutdown: `proxy_on_done(1)`; if it returns true (or the
+    /// filter later calls `proxy_done`), `proxy_on_delete(1)`. Returns whether
+    /// the root context finished at once.
+    pub fn shutdown(&self) -> bool {
+        let mut i = self.inner.borrow_mut();
+        let arg = [Val::I32(ROOT_CONTEXT_ID as i32)];
+        let done = match i.call(Callback::Done, ROOT_CONTEXT_ID, &arg) {
+            Ok(Some(0)) => i.store.data().root_done_called,
+            Ok(_) => true,
+            Err(_) => return false,
+        };
+        if done {
+            let _ = i.call(Callback::Delete, ROOT_CONTEXT_ID, &arg);
+        }
+        done
     }
 
     /// Fuel and memory for every callback so far.

@@ -214,3 +214,24 @@ fn plugin_configuration_is_not_readable_outside_on_configure() {
             .any(|v| v.detail.contains("plugin configuration"))
     );
 }
+
+#[test]
+fn with_allow_on_headers_stop_iteration_the_body_reaches_the_paused_filter() {
+    let host = Host::new();
+    let vm = host
+        .vm(&probe())
+        .allow_on_headers_stop_iteration(true)
+        .start()
+        .unwrap();
+    let mut s = vm.http_stream();
+    assert_eq!(
+        s.request_headers(&probe_headers("pause"), false),
+        Outcome::Paused
+    );
+    // The probe's body callback returns Continue, which resumes the request.
+    assert_eq!(s.request_body(b"xy", true), Outcome::Continue);
+    assert!(vm.logged("request body size=2 eos=true"));
+    let up = s.upstream_request();
+    assert!(up.headers.is_some());
+    assert_eq!(up.body, b"xy");
+}

@@ -323,3 +323,30 @@ fn reset_from_the_filter() {
     let out = vm.request(&probe_headers("reset"));
     assert!(matches!(out, Outcome::Reset { .. }), "{out:?}");
 }
+
+#[test]
+fn local_reply_to_head_sends_headers_only() {
+    let host = Host::new();
+    let vm = probe_vm(&host, "");
+    let out = vm.request(&[
+        (":method", "HEAD"),
+        (":path", "/"),
+        (":authority", "svc"),
+        ("x-probe", "deny"),
+    ]);
+    assert_eq!(out.http_status(), Some(403));
+    assert_eq!(out.header("content-length"), Some("15"));
+    assert_eq!(out.body_text().as_deref(), Some(""));
+    assert!(vm.logged("response headers n=5 eos=true status=403"));
+    assert!(!vm.logged("response body"));
+}
+
+#[test]
+fn report_lists_violations_and_costs() {
+    let host = Host::new();
+    let vm = probe_vm(&host, "a=1");
+    vm.request(&probe_headers("cfg-late"));
+    let r = vm.report();
+    assert!(r.contains("proxy_get_buffer_bytes -> NotFound"), "{r}");
+    assert!(r.contains("on_request_headers ctx 2: fuel"), "{r}");
+}

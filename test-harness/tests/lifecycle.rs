@@ -204,3 +204,38 @@ fn separate_hosts_are_independent() {
     assert_eq!(h2.metric_value("probe_requests"), Some(0));
     drop(v2);
 }
+
+#[test]
+fn module_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Module>();
+    let m = probe();
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                let host = Host::new();
+                let vm = host.vm(&m).start().unwrap();
+                vm.request(&probe_headers("metric"));
+                host.metric_value("probe_requests")
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), Some(1));
+    }
+}
+
+#[test]
+fn shutdown_runs_on_done_and_on_delete_on_the_root_context() {
+    let host = Host::new();
+    let vm = probe_vm(&host, "");
+    assert!(vm.shutdown());
+    let cbs: Vec<(String, u32)> = vm
+        .callback_stats()
+        .into_iter()
+        .map(|c| (c.callback, c.context_id))
+        .collect();
+    assert!(cbs.contains(&("on_done".to_string(), 1)));
+    assert!(cbs.contains(&("on_delete".to_string(), 1)));
+}
