@@ -48,6 +48,7 @@ PLUGIN_NAME = "scopegate"
 VM_ID = "scopegate"
 READY_TIMEOUT_S = float(os.environ.get("SCOPEGATE_ENVOY_READY_TIMEOUT", "30"))
 STOP_TIMEOUT_S = 10.0
+AUTH_PLACEHOLDER_PORT = 9  # cluster `auth` when no auth server is given (discard port, nothing listens)
 
 
 class EnvoyStartError(RuntimeError):
@@ -98,11 +99,11 @@ def _socket(port: int) -> dict[str, Any]:
     return {"socket_address": {"address": "127.0.0.1", "port_value": int(port)}}
 
 
-def _static_cluster(name: str, port: int) -> dict[str, Any]:
+def _static_cluster(name: str, port: int, connect_timeout: str = "1s") -> dict[str, Any]:
     return {
         "name": name,
         "type": "STATIC",
-        "connect_timeout": "1s",
+        "connect_timeout": connect_timeout,
         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
             {"endpoint": {"address": _socket(port)}}]}]},
     }
@@ -133,14 +134,35 @@ def wasm_filter(plugin_config: str, wasm_path: str | os.PathLike) -> dict[str, A
     }
 
 
+def _named_routes(routes: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    out = []
+    for r in routes or []:
+        if "regex" in r:
+            match: dict[str, Any] = {"safe_regex": {"regex": r["regex"]}}
+        elif "path" in r:
+            match = {"path": r["path"]}
+        else:
+            match = {"prefix": r.get("prefix", "/")}
+        out.append({"name": r["name"], "match": match,
+                    "route": {"cluster": "upstream", "timeout": "15s"}})
+    return out
+
+
 def render_bootstrap(*, listen_port: int, admin_port: int, upstream_port: int,
                      plugin_config: str | None, wasm_path: str | os.PathLike | None,
-                     auth_port: int = 9, access_log_path: str | None = None) -> dict[str, Any]:
+                     auth_port: int | None = None, access_log_path: str | None = None,
+                     auth_connect_timeout: str = "1s",
+                     routes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Envoy bootstrap (as a dict; written as JSON, which Envoy reads as YAML/JSON).
 
     With plugin_config/wasm_path None there is no wasm filter: a plain proxy, used to
-    check the infrastructure itself. Cluster `auth` is a placeholder for JWKS /
-    introspection callouts (127.0.0.1:auth_port)."""
+    check the infrastructure itself. Cluster `auth` (127.0.0.1:auth_port, connect
+    timeout `auth_connect_timeout`) is where remote JWKS / introspection callouts go;
+    auth_port None leaves it a placeholder (port 9, nothing listens).
+
+    routes: optional named Envoy routes tried before the catch-all `to-upstream`
+    (prefix /), each `{"name": N, "prefix"|"path"|"regex": M}`, all to the
+    upstream: the filter sees N as `xds.route_name`."""
     http_filters: list[dict[str, Any]] = []
     if wasm_path is not None:
         http_filters.append(wasm_filter(plugin_config or "", wasm_path))
@@ -155,8 +177,9 @@ def render_bootstrap(*, listen_port: int, admin_port: int, upstream_port: int,
         "merge_slashes": True,
         "route_config": {"name": "local_route", "virtual_hosts": [{
             "name": "upstream", "domains": ["*"],
-            "routes": [{"name": "to-upstream", "match": {"prefix": "/"},
-                        "route": {"cluster": "upstream", "timeout": "15s"}}]}]},
+            "routes": _named_routes(routes) + [
+                {"name": "to-upstream", "match": {"prefix": "/"},
+                 "route": {"cluster": "upstream", "timeout": "15s"}}]}]},
         "http_filters": http_filters,
     }
     if access_log_path:
@@ -175,7 +198,8 @@ def render_bootstrap(*, listen_port: int, admin_port: int, upstream_port: int,
                     "typed_config": hcm}]}],
             }],
             "clusters": [_static_cluster("upstream", upstream_port),
-                         _static_cluster("auth", auth_port)],
+                         _static_cluster("auth", AUTH_PLACEHOLDER_PORT if auth_port is None else auth_port,
+                                         auth_connect_timeout)],
         },
     }
 
@@ -267,6 +291,8 @@ class ScopegateEnvoy:
     port: int = 0
     wasm: bool = True
     upstream_port: int | None = None   # None: start our own EchoServer
+    auth_port: int | None = None       # cluster `auth` -> 127.0.0.1:auth_port (e.g. a JwksServer); None: placeholder
+    routes: list[dict[str, Any]] | None = None  # named Envoy routes before the catch-all (see render_bootstrap)
     log_level: str = os.environ.get("SCOPEGATE_ENVOY_LOG_LEVEL", "info")
     component_log_level: str | None = os.environ.get("SCOPEGATE_ENVOY_COMPONENT_LOG_LEVEL")
     ready_timeout: float = READY_TIMEOUT_S
@@ -336,6 +362,7 @@ class ScopegateEnvoy:
         else:
             upstream_port = self.upstream_port
         boot = render_bootstrap(listen_port=self.port, admin_port=0, upstream_port=upstream_port,
+                                auth_port=self.auth_port, routes=self.routes,
                                 plugin_config=config_text, wasm_path=wasm_path,
                                 access_log_path=str(self.access_log_path))
         self.bootstrap_path.write_text(json.dumps(boot, indent=2))
@@ -481,7 +508,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     workdir = args.workdir or tempfile.mkdtemp(prefix="scopegate-run-")
     gw = ScopegateEnvoy(config_text, wasm_path=args.wasm, port=args.port,
                         upstream_port=args.upstream_port, workdir=workdir, keep_workdir=True,
-                        ready_timeout=args.ready_timeout)
+                        ready_timeout=args.ready_timeout, auth_port=args.auth_port)
     stop = {"now": False}
 
     def _on_signal(signum, _frame):  # noqa: ANN001
@@ -525,7 +552,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     config_text = Path(args.config).read_text()
     wasm = Path(args.wasm) if args.wasm else DEFAULT_WASM
     boot = render_bootstrap(listen_port=args.port, admin_port=args.admin_port,
-                            upstream_port=args.upstream_port or 8080,
+                            upstream_port=args.upstream_port or 8080, auth_port=args.auth_port,
                             plugin_config=config_text, wasm_path=wasm.resolve())
     print(json.dumps(boot, indent=2))
     return 0
@@ -541,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--wasm", default=None, help=f"filter module (default {DEFAULT_WASM})")
         p.add_argument("--upstream-port", type=int, default=None,
                        help="send traffic to an existing upstream on 127.0.0.1:PORT instead of the built-in echo")
+        p.add_argument("--auth-port", type=int, default=None,
+                       help="cluster `auth` (remote_jwks) goes to 127.0.0.1:PORT (default: a placeholder)")
         if name == "run":
             p.add_argument("--for", dest="for_seconds", type=float, default=0,
                            help="stop after SECONDS (default: until Ctrl-C)")

@@ -16,7 +16,8 @@ import time
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 ISSUER = "https://auth.test"
 AUDIENCE = "svc-a"
@@ -37,6 +38,84 @@ def rsa_public_jwk(public_key: rsa.RSAPublicKey, kid: str) -> dict[str, str]:
     nums = public_key.public_numbers()
     return {"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
             "n": _int_b64url(nums.n), "e": _int_b64url(nums.e)}
+
+
+# --------------------------------------------------------------------------- any algorithm
+
+ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                   "ES256", "ES384", "ES512", "EdDSA")
+HMAC_ALGS = ("HS256", "HS384", "HS512")
+_EC_CURVES = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
+
+
+def _fixed_b64url(n: int, size: int) -> str:
+    """RFC 7518 6.2.1.2: EC coordinates are always the full length of the curve."""
+    return b64url(n.to_bytes(size, "big"))
+
+
+def generate_private_key(alg: str) -> Any:
+    """A fresh private key for a JWS algorithm (RSA-2048 for RS*/PS*)."""
+    if alg[:2] in ("RS", "PS"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if alg in _EC_CURVES:
+        return ec.generate_private_key(_EC_CURVES[alg]())
+    if alg == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(f"no asymmetric key type for {alg}")
+
+
+def public_jwk(private_key: Any, kid: str | None, alg: str | None = None,
+               use: str | None = "sig") -> dict[str, str]:
+    """The public JWK of an RSA / EC (P-256/384/521) / Ed25519 private key."""
+    pub = private_key.public_key()
+    jwk: dict[str, str]
+    if isinstance(pub, rsa.RSAPublicKey):
+        nums = pub.public_numbers()
+        jwk = {"kty": "RSA", "n": _int_b64url(nums.n), "e": _int_b64url(nums.e)}
+    elif isinstance(pub, ec.EllipticCurvePublicKey):
+        crv, size = {"secp256r1": ("P-256", 32), "secp384r1": ("P-384", 48),
+                     "secp521r1": ("P-521", 66)}[pub.curve.name]
+        nums = pub.public_numbers()
+        jwk = {"kty": "EC", "crv": crv, "x": _fixed_b64url(nums.x, size), "y": _fixed_b64url(nums.y, size)}
+    elif isinstance(pub, ed25519.Ed25519PublicKey):
+        raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
+    else:
+        raise TypeError(f"unsupported key {type(pub)}")
+    if kid is not None:
+        jwk["kid"] = kid
+    if alg is not None:
+        jwk["alg"] = alg
+    if use is not None:
+        jwk["use"] = use
+    return jwk
+
+
+def public_pem(private_key: Any) -> str:
+    """SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`)."""
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+
+
+def sign_jwt(claims: dict[str, Any], private_key: Any, alg: str, kid: str | None,
+             **headers: Any) -> str:
+    """A JWT signed with PyJWT (`headers` are extra JOSE header fields)."""
+    h = {k: v for k, v in headers.items() if v is not None}
+    if kid is not None:
+        h["kid"] = kid
+    return jwt.encode(claims, private_key, algorithm=alg, headers=h or None)
+
+
+def hand_made_jwt(header: dict[str, Any], claims: dict[str, Any], signature: bytes) -> str:
+    """header.payload.signature with whatever signature the caller computed (forgeries)."""
+    return ".".join([b64url(json.dumps(header, separators=(",", ":")).encode()),
+                     b64url(json.dumps(claims, separators=(",", ":")).encode()),
+                     b64url(signature)])
+
+
+def signing_input(header: dict[str, Any], claims: dict[str, Any]) -> bytes:
+    return ".".join([b64url(json.dumps(header, separators=(",", ":")).encode()),
+                     b64url(json.dumps(claims, separators=(",", ":")).encode())]).encode("ascii")
 
 
 def default_rules() -> list[dict[str, Any]]:

@@ -9,11 +9,10 @@
 use core::fmt;
 use std::collections::BTreeSet;
 
-use serde_json::Value;
-
-use crate::config::{Config, MatchConfig, ProviderConfig, RuleConfig, TokenSourceConfig};
-use crate::keys::{Alg, AlgSet, JwksError, KeyError, parse_jwks};
-use crate::routes::{PathMatch, normalize};
+use crate::config::{Config, ProviderConfig, RemoteJwksConfig, TokenSourceConfig};
+use crate::jwks::RemoteJwks;
+use crate::keys::{Alg, AlgSet, JwksError, KeyError, key_from_base64_secret, key_from_pem, parse_jwks};
+use crate::rules::{Authz, RuleProblem};
 use crate::token::TokenSource;
 use crate::verify::Provider;
 
@@ -49,6 +48,8 @@ pub enum Problem {
     InvalidRequirement(String),
     NoProviders,
     SourceKind,
+    /// Rules, requirements, roles, scopes (see [`crate::rules::RuleProblem`]).
+    Rule(RuleProblem),
 }
 
 impl fmt::Display for Problem {
@@ -65,14 +66,16 @@ impl fmt::Display for Problem {
             Problem::AudiencesRequired => {
                 f.write_str("at least one audience is required (or set \"audience_check\": false)")
             }
-            Problem::NoKeys => f.write_str("a provider needs keys: set \"jwks\""),
+            Problem::NoKeys => f.write_str(
+                "a provider needs keys: set \"jwks\", \"pem_keys\", \"hmac_secrets\" or \"remote_jwks\"",
+            ),
             Problem::NoUsableKeys(why) => write!(f, "no usable key: {why}"),
             Problem::Key(e) => write!(f, "{e}"),
             Problem::Jwks(e) => write!(f, "{e}"),
             Problem::OutOfRange(why) => f.write_str(why),
-            Problem::MatchKind => {
-                f.write_str("exactly one of \"exact\" and \"prefix\" is required")
-            }
+            Problem::MatchKind => f.write_str(
+                "exactly one of \"exact\", \"prefix\", \"template\" and \"regex\" is required",
+            ),
             Problem::InvalidPath(why) => write!(f, "invalid path: {why}"),
             Problem::InvalidMethod(m) => write!(f, "invalid HTTP method {m:?}"),
             Problem::InvalidHeaderName(h) => write!(f, "invalid header name {h:?}"),
@@ -81,6 +84,7 @@ impl fmt::Display for Problem {
             Problem::SourceKind => f.write_str(
                 "exactly one of \"header\", \"query\" and \"cookie\" is required (\"prefix\" goes with \"header\")",
             ),
+            Problem::Rule(p) => write!(f, "{p}"),
         }
     }
 }
@@ -99,61 +103,15 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// A scope expression: what a principal's scopes must satisfy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScopeExpr {
-    Scope(String),
-    AllOf(Vec<ScopeExpr>),
-    AnyOf(Vec<ScopeExpr>),
-}
-
-/// What a rule demands of the request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Access {
-    /// No token needed. A token, if present, is verified: a valid one is
-    /// forwarded as the principal, an invalid one is ignored (anonymous).
-    Public,
-    /// Any valid token of any provider.
-    Authenticated,
-    /// A valid token whose scopes satisfy the expression.
-    Scopes(ScopeExpr),
-}
-
-/// A compiled rule.
-#[derive(Debug, Clone)]
-pub struct Rule {
-    pub(crate) name: String,
-    pub(crate) path: PathMatch,
-    /// Upper-case method names; empty = any method.
-    pub(crate) methods: Vec<String>,
-    pub(crate) access: Access,
-}
-
-impl Rule {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-    pub fn access(&self) -> &Access {
-        &self.access
-    }
-    pub fn path(&self) -> &PathMatch {
-        &self.path
-    }
-    pub fn methods(&self) -> &[String] {
-        &self.methods
-    }
-    pub(crate) fn matches(&self, method: &str, path: &str) -> bool {
-        (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
-            && self.path.matches(path)
-    }
-}
+pub use crate::rules::{Access, Rule, ScopeExpr};
 
 /// The validated, immutable policy the filter enforces.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub(crate) realm: String,
     pub(crate) providers: Vec<Provider>,
-    pub(crate) rules: Vec<Rule>,
+    /// Rules, route table, roles and the other authorization settings.
+    pub(crate) authz: Authz,
     /// Largest `max_token_bytes` of any provider: the bound before parsing.
     pub(crate) max_token_bytes: usize,
     /// Every header the filter may write upstream (lower case): always removed
@@ -177,7 +135,27 @@ impl Policy {
         &self.providers
     }
     pub fn rules(&self) -> &[Rule] {
-        &self.rules
+        self.authz.rules()
+    }
+    pub fn authz(&self) -> &Authz {
+        &self.authz
+    }
+    /// Whether the decision reads Envoy's `xds.route_name` (then the shim
+    /// passes it in [`crate::Request::route_name`]).
+    pub fn wants_route_name(&self) -> bool {
+        self.authz.uses_route_names()
+    }
+    /// The request headers the decision reads for a request with `method`:
+    /// [`Policy::wanted_headers`], plus the CORS preflight headers for `OPTIONS`
+    /// when preflights bypass the rules.
+    pub fn headers_for<'a>(&'a self, method: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let preflight = self.authz.cors_bypass() && method == "OPTIONS";
+        self.wanted_headers.iter().map(String::as_str).chain(
+            preflight
+                .then_some(["origin", "access-control-request-method"])
+                .into_iter()
+                .flatten(),
+        )
     }
     pub fn warnings(&self) -> &[ConfigError] {
         &self.warnings
@@ -285,23 +263,8 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
         }
     }
 
-    let mut rules = Vec::new();
-    let mut rule_names = BTreeSet::new();
-    for (i, r) in config.rules.iter().enumerate() {
-        let at = format!("rules[{i}]");
-        if r.name.is_empty() {
-            errors.push(format!("{at}.name"), Problem::Empty);
-        } else if !rule_names.insert(r.name.as_str()) {
-            errors.push(
-                format!("{at}.name"),
-                Problem::Duplicate(format!("rule name {:?}", r.name)),
-            );
-        }
-        if let Some(rule) = compile_rule(&at, r, &mut errors) {
-            rules.push(rule);
-        }
-    }
-    if config.providers.is_empty() && rules.iter().any(|r| r.access != Access::Public) {
+    let authz = crate::rules::compile_authz(config, &mut errors.0, &mut warnings);
+    if config.providers.is_empty() && authz.needs_tokens() {
         errors.push("providers", Problem::NoProviders);
     }
 
@@ -312,6 +275,9 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
         .iter()
         .flat_map(|p: &Provider| p.claims_to_headers.iter().map(|(_, h)| h.clone()))
         .collect();
+    if authz.any_dry_run() {
+        managed_headers.push(crate::rules::DRY_RUN_HEADER.to_owned());
+    }
     managed_headers.sort();
     managed_headers.dedup();
     let max_token_bytes = providers
@@ -326,10 +292,13 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
             wanted_headers.push(h);
         }
     }
+    if authz.uses_hosts() && !wanted_headers.iter().any(|h| h == ":authority") {
+        wanted_headers.push(":authority".to_owned());
+    }
     Ok(Policy {
         realm,
         providers,
-        rules,
+        authz,
         max_token_bytes,
         managed_headers,
         sources,
@@ -416,6 +385,62 @@ fn compile_sources(
         }
     }
     indices
+}
+
+fn compile_remote(at: &str, r: &RemoteJwksConfig, errors: &mut Errors) -> Option<RemoteJwks> {
+    let start = errors.0.len();
+    if r.cluster.is_empty() {
+        errors.push(format!("{at}.cluster"), Problem::Empty);
+    }
+    if r.authority.is_empty() || !r.authority.bytes().all(|b| b.is_ascii_graphic()) {
+        errors.push(
+            format!("{at}.authority"),
+            Problem::OutOfRange("must be a host name (and optional port)".into()),
+        );
+    }
+    let discovery = r.discovery.unwrap_or(false);
+    if let Some(path) = &r.path
+        && !path.starts_with('/')
+    {
+        errors.push(format!("{at}.path"), Problem::InvalidPath("must start with /".into()));
+    }
+    let timeout_ms = r.timeout_ms.unwrap_or(5000);
+    if !(100..=60_000).contains(&timeout_ms) {
+        errors.push(
+            format!("{at}.timeout_ms"),
+            Problem::OutOfRange("must be between 100 and 60000".into()),
+        );
+    }
+    let cache = r.cache_duration_seconds.unwrap_or(600);
+    if !(10..=7 * 86_400).contains(&cache) {
+        errors.push(
+            format!("{at}.cache_duration_seconds"),
+            Problem::OutOfRange("must be between 10 and 604800".into()),
+        );
+    }
+    let refetch = r.min_refetch_interval_seconds.unwrap_or(30);
+    if !(1..=86_400).contains(&refetch) {
+        errors.push(
+            format!("{at}.min_refetch_interval_seconds"),
+            Problem::OutOfRange("must be between 1 and 86400".into()),
+        );
+    }
+    if errors.0.len() > start {
+        return None;
+    }
+    Some(RemoteJwks {
+        cluster: r.cluster.clone(),
+        authority: r.authority.clone(),
+        path: match (&r.path, discovery) {
+            (Some(p), _) => Some(p.clone()),
+            (None, true) => None,
+            (None, false) => Some("/.well-known/jwks.json".into()),
+        },
+        discovery_path: discovery.then(|| "/.well-known/openid-configuration".to_owned()),
+        timeout_ms,
+        cache_duration_seconds: i64::try_from(cache).unwrap_or(i64::MAX),
+        min_refetch_interval_seconds: i64::try_from(refetch).unwrap_or(i64::MAX),
+    })
 }
 
 fn compile_provider(
@@ -514,8 +539,26 @@ fn compile_provider(
         );
     }
 
+    let remote = p
+        .remote_jwks
+        .as_ref()
+        .and_then(|r| compile_remote(&format!("{at}.remote_jwks"), r, errors));
     let mut keys = Vec::new();
+    for (j, k) in p.pem_keys.iter().enumerate() {
+        match key_from_pem(k.kid.clone(), &k.pem, k.alg.as_deref()) {
+            Ok(key) => keys.extend(key.restrict(allowed)),
+            Err(e) => errors.push(format!("{at}.pem_keys[{j}]"), Problem::Key(e)),
+        }
+    }
+    for (j, k) in p.hmac_secrets.iter().enumerate() {
+        match key_from_base64_secret(k.kid.clone(), &k.secret, k.alg.as_deref()) {
+            Ok(key) => keys.extend(key.restrict(allowed)),
+            Err(e) => errors.push(format!("{at}.hmac_secrets[{j}]"), Problem::Key(e)),
+        }
+    }
+    let static_sources = !p.pem_keys.is_empty() || !p.hmac_secrets.is_empty();
     match &p.jwks {
+        None if static_sources || p.remote_jwks.is_some() => {}
         None => errors.push(format!("{at}.jwks"), Problem::NoKeys),
         Some(doc) => match parse_jwks(doc) {
             Err(e) => errors.push(format!("{at}.jwks"), Problem::Jwks(e)),
@@ -528,12 +571,9 @@ fn compile_provider(
                     });
                     last_skip = Some(why);
                 }
-                keys = parsed
-                    .keys
-                    .into_iter()
-                    .filter_map(|k| k.restrict(allowed))
-                    .collect();
-                if keys.is_empty() {
+                let before = keys.len();
+                keys.extend(parsed.keys.into_iter().filter_map(|k| k.restrict(allowed)));
+                if keys.len() == before {
                     let why = last_skip.map_or_else(
                         || "no key supports the provider's algorithms".to_owned(),
                         |e| e.to_string(),
@@ -546,9 +586,26 @@ fn compile_provider(
     if errors.0.len() > start {
         return None;
     }
-    let algorithms = keys.iter().fold(AlgSet::EMPTY, |acc, k| {
-        AlgSet::from_iter(acc.iter().chain(k.algs().iter()))
-    });
+    if static_sources && keys.is_empty() {
+        errors.push(
+            format!("{at}.algorithms"),
+            Problem::NoUsableKeys("no configured key supports the provider's algorithms".into()),
+        );
+        return None;
+    }
+    // Fetched keys may bring any asymmetric algorithm the provider allows;
+    // static keys bring their own.
+    let algorithms = if remote.is_some() {
+        let asymmetric: AlgSet = allowed
+            .iter()
+            .filter(|a| a.family() != crate::keys::KeyFamily::Hmac)
+            .collect();
+        AlgSet::from_iter(asymmetric.iter().chain(keys.iter().flat_map(|k| k.algs().iter())))
+    } else {
+        keys.iter().fold(AlgSet::EMPTY, |acc, k| {
+            AlgSet::from_iter(acc.iter().chain(k.algs().iter()))
+        })
+    };
     Some(Provider {
         name: p.name.clone(),
         issuer: p.issuer.clone(),
@@ -566,173 +623,8 @@ fn compile_provider(
             .max_lifetime_seconds
             .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
         require_typ,
+        remote,
     })
-}
-
-fn compile_rule(at: &str, r: &RuleConfig, errors: &mut Errors) -> Option<Rule> {
-    let start = errors.0.len();
-    let path = compile_match(&format!("{at}.match"), &r.matcher, errors);
-    let mut methods = Vec::new();
-    if let Some(list) = &r.matcher.methods {
-        if list.is_empty() {
-            errors.push(format!("{at}.match.methods"), Problem::Empty);
-        }
-        for (j, m) in list.iter().enumerate() {
-            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
-                errors.push(
-                    format!("{at}.match.methods[{j}]"),
-                    Problem::InvalidMethod(m.clone()),
-                );
-            } else if !methods.contains(m) {
-                methods.push(m.clone());
-            }
-        }
-    }
-    let access = compile_access(&format!("{at}.require"), &r.require, errors);
-    if errors.0.len() > start {
-        return None;
-    }
-    Some(Rule {
-        name: r.name.clone(),
-        path: path?,
-        methods,
-        access: access?,
-    })
-}
-
-fn compile_match(at: &str, m: &MatchConfig, errors: &mut Errors) -> Option<PathMatch> {
-    let check = |p: &str, field: &str, errors: &mut Errors| -> Option<String> {
-        match normalize(p) {
-            Ok(n) if n == p || (field == "prefix" && n == p.trim_end_matches('/')) => Some(n),
-            Ok(n) => {
-                errors.push(
-                    format!("{at}.{field}"),
-                    Problem::InvalidPath(format!("{p:?} is not normalised (it means {n:?})")),
-                );
-                None
-            }
-            Err(e) => {
-                errors.push(format!("{at}.{field}"), Problem::InvalidPath(e.to_string()));
-                None
-            }
-        }
-    };
-    match (&m.exact, &m.prefix) {
-        (Some(p), None) => check(p, "exact", errors).map(PathMatch::Exact),
-        (None, Some(p)) => check(p, "prefix", errors)
-            .map(|n| PathMatch::Prefix(n.trim_end_matches('/').to_owned())),
-        _ => {
-            errors.push(at.to_owned(), Problem::MatchKind);
-            None
-        }
-    }
-}
-
-/// Nesting bound for scope expressions.
-const MAX_REQUIREMENT_DEPTH: usize = 8;
-
-fn compile_access(at: &str, v: &Value, errors: &mut Errors) -> Option<Access> {
-    match v {
-        Value::String(s) if s == "public" => Some(Access::Public),
-        Value::String(s) if s == "authenticated" => Some(Access::Authenticated),
-        Value::String(s) => {
-            errors.push(
-                at.to_owned(),
-                Problem::InvalidRequirement(format!(
-                    "{s:?} is not \"public\" or \"authenticated\"; scopes go in {{\"all_of\": [...]}} or {{\"any_of\": [...]}}"
-                )),
-            );
-            None
-        }
-        Value::Object(_) => compile_scope_expr(at, v, 0, errors).map(Access::Scopes),
-        _ => {
-            errors.push(
-                at.to_owned(),
-                Problem::InvalidRequirement(
-                    "expected \"public\", \"authenticated\", or an object with all_of / any_of"
-                        .into(),
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn compile_scope_expr(at: &str, v: &Value, depth: usize, errors: &mut Errors) -> Option<ScopeExpr> {
-    if depth > MAX_REQUIREMENT_DEPTH {
-        errors.push(
-            at.to_owned(),
-            Problem::InvalidRequirement(format!("nested deeper than {MAX_REQUIREMENT_DEPTH}")),
-        );
-        return None;
-    }
-    match v {
-        Value::String(s) => {
-            if s.is_empty()
-                || s.bytes()
-                    .any(|b| b == b' ' || b == b'"' || b == b'\\' || !(0x21..0x7f).contains(&b))
-            {
-                errors.push(
-                    at.to_owned(),
-                    Problem::InvalidRequirement(format!(
-                        "{s:?} is not a valid scope (RFC 6749 scope-token: printable ASCII without space, '\"' or '\\')"
-                    )),
-                );
-                return None;
-            }
-            Some(ScopeExpr::Scope(s.clone()))
-        }
-        Value::Object(obj) => {
-            let mut entries = obj.iter();
-            let (Some((key, items)), None) = (entries.next(), entries.next()) else {
-                errors.push(
-                    at.to_owned(),
-                    Problem::InvalidRequirement(
-                        "an object needs exactly one key: all_of or any_of".into(),
-                    ),
-                );
-                return None;
-            };
-            let make: fn(Vec<ScopeExpr>) -> ScopeExpr = match key.as_str() {
-                "all_of" => ScopeExpr::AllOf,
-                "any_of" => ScopeExpr::AnyOf,
-                other => {
-                    errors.push(
-                        format!("{at}.{other}"),
-                        Problem::InvalidRequirement(format!(
-                            "unknown key {other:?}; expected all_of or any_of"
-                        )),
-                    );
-                    return None;
-                }
-            };
-            let Some(list) = items.as_array().filter(|l| !l.is_empty()) else {
-                errors.push(
-                    format!("{at}.{key}"),
-                    Problem::InvalidRequirement("expected a non-empty array".into()),
-                );
-                return None;
-            };
-            let start = errors.0.len();
-            let children: Vec<ScopeExpr> = list
-                .iter()
-                .enumerate()
-                .filter_map(|(j, item)| {
-                    compile_scope_expr(&format!("{at}.{key}[{j}]"), item, depth + 1, errors)
-                })
-                .collect();
-            (errors.0.len() == start).then(|| make(children))
-        }
-        _ => {
-            errors.push(
-                at.to_owned(),
-                Problem::InvalidRequirement(
-                    "expected a scope string or an all_of / any_of object".into(),
-                ),
-            );
-            None
-        }
-    }
 }
 
 /// RFC 7230 token characters, lower case.

@@ -24,6 +24,48 @@ pub struct Config {
     /// The route table: first match wins; a request no rule matches is denied.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// The rule for requests no rule matches. Default: none, such requests
+    /// are denied (403 `no_matching_rule`).
+    #[serde(default)]
+    pub default_rule: Option<DefaultRuleConfig>,
+    /// Where a token's scopes are: a claim path (a string, dot-separated, or
+    /// an array of path segments) holding a space-delimited string or an array
+    /// of strings. Default: the `scope` claim (space-delimited), or if absent `scp`.
+    #[serde(default)]
+    pub scope_claim: Option<Value>,
+    /// Where a token's role names are (claim path as for `scope_claim`).
+    /// Default `"roles"`. Only read when `roles` is not empty.
+    #[serde(default)]
+    pub roles_claim: Option<Value>,
+    /// Local roles: role name -> the scopes it grants. A token whose roles
+    /// claim names a role gets its scopes. Default: none.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// A scope that passes every non-public rule of this service (bootstrap
+    /// of the first admin). Default: none.
+    #[serde(default)]
+    pub super_admin_scope: Option<String>,
+    /// CORS preflight requests (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`): `"bypass"` (default) lets them through
+    /// without a token; `"enforce"` puts them through the route table.
+    #[serde(default)]
+    pub cors_preflight: Option<CorsPreflightConfig>,
+    /// Decide, log and count, but let every request through, with the would-be
+    /// decision in `x-scopegate-dry-run` upstream. Default `false`.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+    /// The service prefix scopes are expected to carry (`svc-a` for
+    /// `svc-a:orders:read`); scopes without it are reported as warnings.
+    #[serde(default)]
+    pub scope_prefix: Option<String>,
+}
+
+/// See [`Config::cors_preflight`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CorsPreflightConfig {
+    Bypass,
+    Enforce,
 }
 
 /// One trusted issuer and its keys.
@@ -56,6 +98,15 @@ pub struct ProviderConfig {
     /// Inline JWKS: a JSON object `{"keys": [...]}` or a string holding one.
     #[serde(default)]
     pub jwks: Option<Value>,
+    /// Public keys in PEM (SubjectPublicKeyInfo: RSA, P-256/384/521, Ed25519).
+    #[serde(default)]
+    pub pem_keys: Vec<PemKeyConfig>,
+    /// HMAC secrets (base64 or base64url), at least 32 bytes.
+    #[serde(default)]
+    pub hmac_secrets: Vec<HmacSecretConfig>,
+    /// A JWKS fetched from the auth server through an Envoy cluster, cached and refreshed.
+    #[serde(default)]
+    pub remote_jwks: Option<RemoteJwksConfig>,
     /// Claims copied to upstream request headers: claim name -> header name.
     /// Inbound copies of these headers are always removed first.
     #[serde(default)]
@@ -79,6 +130,58 @@ pub struct ProviderConfig {
     /// tokens (`application/at+jwt` is accepted too; case-insensitive).
     #[serde(default)]
     pub require_typ: Option<String>,
+}
+
+/// A PEM public key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PemKeyConfig {
+    /// Matched against the token's `kid`; without it the key is tried for tokens without `kid` too.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// `-----BEGIN PUBLIC KEY----- ...`
+    pub pem: String,
+    /// Restrict the key to this algorithm (must fit its type).
+    #[serde(default)]
+    pub alg: Option<String>,
+}
+
+/// An HMAC secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacSecretConfig {
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// The secret, base64 (standard or URL-safe, padding optional).
+    pub secret: String,
+    #[serde(default)]
+    pub alg: Option<String>,
+}
+
+/// Where and how to fetch the provider's JWKS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteJwksConfig {
+    /// The Envoy cluster that reaches the auth server. Required.
+    pub cluster: String,
+    /// `:authority` of the request (the auth server's host name). Required.
+    pub authority: String,
+    /// Path of the JWKS. Default `/.well-known/jwks.json`; with `discovery`, taken from `jwks_uri`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Fetch OpenID Connect discovery (`/.well-known/openid-configuration`) first and use its `jwks_uri`.
+    #[serde(default)]
+    pub discovery: Option<bool>,
+    /// Per-request timeout. Default 5000 ms.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// How long fetched keys are fresh. Default 600 s. Refreshed ahead of expiry;
+    /// if a refresh fails the old keys stay in use.
+    #[serde(default)]
+    pub cache_duration_seconds: Option<u64>,
+    /// Least time between two refetches triggered by an unknown `kid`. Default 30 s.
+    #[serde(default)]
+    pub min_refetch_interval_seconds: Option<u64>,
 }
 
 /// One token location: exactly one of `header`, `query`, `cookie`.
@@ -105,7 +208,8 @@ pub struct TokenSourceConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
-    /// Name used in replies, logs and metrics. Required, unique.
+    /// Name used in replies, logs and metrics. Required, unique; letters,
+    /// digits, `-` and `_`, at most 64.
     pub name: String,
     /// Which requests this rule covers.
     #[serde(rename = "match")]
@@ -114,9 +218,53 @@ pub struct RuleConfig {
     /// expression `{"all_of": [...]}` / `{"any_of": [...]}` whose items are scope
     /// strings or nested expressions. Checked by the compiler.
     pub require: Value,
+    /// Only tokens of these providers (by name) are accepted. Default: any provider.
+    #[serde(default)]
+    pub providers: Option<Vec<String>>,
+    /// Conditions on the token's claims, all of which must hold. Default: none.
+    #[serde(default)]
+    pub claims: Vec<ClaimConditionConfig>,
+    /// Decide and report, but do not enforce, this rule. Default `false`.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
 }
 
-/// Request matching. Exactly one of `exact` and `prefix` is required.
+/// The rule applied when no rule matches: a rule without `match`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultRuleConfig {
+    /// Default `"default"`.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub require: Value,
+    #[serde(default)]
+    pub providers: Option<Vec<String>>,
+    #[serde(default)]
+    pub claims: Vec<ClaimConditionConfig>,
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+/// One claim condition: `claim` and exactly one of `equals`, `contains`, `one_of`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimConditionConfig {
+    /// Claim path: `"tenant"`, `"org.id"` (dot-separated), or
+    /// `["https://example.com/roles"]` (segments, for names with dots).
+    pub claim: Value,
+    /// The claim equals this JSON value.
+    #[serde(default)]
+    pub equals: Option<Value>,
+    /// The claim is an array holding this value (or a string equal to it).
+    #[serde(default)]
+    pub contains: Option<Value>,
+    /// The claim equals one of these values.
+    #[serde(default)]
+    pub one_of: Option<Vec<Value>>,
+}
+
+/// Request matching. Exactly one of `exact`, `prefix`, `template` and `regex`
+/// is required; `methods`, `hosts` and `route_names` narrow it further.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
@@ -127,7 +275,21 @@ pub struct MatchConfig {
     /// (`/orders` matches `/orders` and `/orders/1`, not `/ordersx`).
     #[serde(default)]
     pub prefix: Option<String>,
+    /// A path template: `/orders/{id}` (`{name}` is one segment),
+    /// `/files/{*rest}` (one or more trailing segments).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// A regular expression (RE2 syntax) the whole normalised path must match.
+    #[serde(default)]
+    pub regex: Option<String>,
     /// HTTP methods (upper case). Default: any method.
     #[serde(default)]
     pub methods: Option<Vec<String>>,
+    /// `:authority` host names (`api.example.com`, `*.example.com`, optional
+    /// `:port`). Default: any host.
+    #[serde(default)]
+    pub hosts: Option<Vec<String>>,
+    /// Envoy route names (`xds.route_name`). Default: any route.
+    #[serde(default)]
+    pub route_names: Option<Vec<String>>,
 }

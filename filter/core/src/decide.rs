@@ -1,25 +1,29 @@
 //! Request facts x policy -> decision.
 
-use crate::compile::{Access, Policy, Rule, ScopeExpr};
+use crate::compile::{Access, Policy, Rule};
 use crate::principal::Principal;
 use crate::reason::Reason;
-use crate::routes::normalize;
+use crate::routes::{normalize, parse_authority};
+use crate::rules::{DRY_RUN_HEADER, RouteFacts, Verdict};
 use crate::token::{Found, TokenSource, cookies_without, extract, path_without_query_param};
-use crate::verify::{Failure, verify};
+use crate::verify::{Failure, KeySource, StaticKeysOnly, verify_with_keys};
 
 /// The facts about one request that the decision needs. The shim gathers them
 /// from the host; tests and the CLI build them directly.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Request<'a> {
     /// `:method`.
     pub method: &'a str,
     /// `:path` as received (normalised here).
     pub path: &'a str,
-    /// Request headers (lower-case names, first value of each). The shim
-    /// passes those of [`Policy::wanted_headers`]; others are ignored.
+    /// Request headers (lower-case names, first value of each), `:authority`
+    /// included when listed. The shim passes those of
+    /// [`Policy::headers_for`]; others are ignored.
     pub headers: &'a [(&'a str, &'a str)],
     /// Current time, Unix seconds, from the host clock.
     pub now_unix_seconds: i64,
+    /// Envoy's route name (`xds.route_name`), when [`Policy::wants_route_name`].
+    pub route_name: Option<&'a str>,
 }
 
 /// The outcome for one request.
@@ -27,6 +31,22 @@ pub struct Request<'a> {
 pub enum Decision {
     Allow(Allow),
     Deny(Deny),
+    /// The decision needs keys the shim must fetch first (remote JWKS not
+    /// fetched yet, or an unknown `kid` that a refetch may bring). The shim
+    /// pauses the request and decides again when the fetch ends, or answers
+    /// with `fallback` if it cannot wait.
+    Pending(Pending),
+}
+
+/// See [`Decision::Pending`].
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Index of the provider whose keys are needed.
+    pub provider: usize,
+    /// `true`: keys exist but none has the token's `kid`; a refetch may help.
+    pub unknown_kid: bool,
+    /// The answer if waiting is not possible (503 `jwks_unavailable`, or 401 `unknown_kid`).
+    pub fallback: Deny,
 }
 
 impl Decision {
@@ -34,12 +54,22 @@ impl Decision {
         match self {
             Decision::Allow(a) => a.reason,
             Decision::Deny(d) => d.reason,
+            Decision::Pending(p) => p.fallback.reason,
         }
     }
     pub fn rule(&self) -> Option<&str> {
         match self {
-            Decision::Allow(a) => Some(&a.rule),
+            Decision::Allow(a) => a.rule.as_deref(),
             Decision::Deny(d) => d.rule.as_deref(),
+            Decision::Pending(p) => p.fallback.rule.as_deref(),
+        }
+    }
+    /// The denial this request got, or in dry-run would have got.
+    pub fn would_deny(&self) -> Option<&Deny> {
+        match self {
+            Decision::Allow(a) => a.dry_run.as_deref(),
+            Decision::Deny(d) => Some(d),
+            Decision::Pending(p) => Some(&p.fallback),
         }
     }
 }
@@ -47,8 +77,12 @@ impl Decision {
 /// Let the request through, after editing its headers.
 #[derive(Debug, Clone)]
 pub struct Allow {
-    pub rule: String,
-    /// [`Reason::Allowed`] or [`Reason::Public`].
+    /// The matched rule (or the default rule); `None` for a CORS preflight
+    /// bypass, and in dry-run for a request no rule matched.
+    pub rule: Option<String>,
+    /// The decided reason: [`Reason::Allowed`], [`Reason::Public`],
+    /// [`Reason::SuperAdmin`], [`Reason::CorsPreflight`]; in dry-run, the
+    /// reason of the denial that was not enforced (see `dry_run`).
     pub reason: Reason,
     pub principal: Option<Principal>,
     /// Headers to remove before forwarding (lower case): inbound copies of
@@ -58,6 +92,8 @@ pub struct Allow {
     pub set_headers: Vec<(String, String)>,
     /// Why a token on a public route was ignored, for the debug log.
     pub ignored_token: Option<Failure>,
+    /// Dry-run: the denial that was decided but not enforced.
+    pub dry_run: Option<Box<Deny>>,
 }
 
 /// Refuse the request with a local reply.
@@ -88,6 +124,21 @@ impl Request<'_> {
     }
 }
 
+/// Where the principal comes from.
+enum Identity<'k> {
+    /// The request's token, verified with these keys.
+    FromRequest(&'k dyn KeySource),
+    /// Already established (the CLI's `--claims`).
+    Given(Option<Principal>),
+}
+
+/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+fn is_preflight(req: &Request<'_>) -> bool {
+    req.method == "OPTIONS"
+        && req.header("origin").is_some()
+        && req.header("access-control-request-method").is_some()
+}
+
 /// The token a request carries, and every source it was found at.
 struct Presented {
     token: String,
@@ -106,6 +157,7 @@ impl Policy {
                     return Err(Failure {
                         reason: Reason::Malformed,
                         detail: format!("token location {source:?} is present but empty"),
+                        provider: None,
                     });
                 }
                 Found::Token(t) => match &mut found {
@@ -120,6 +172,7 @@ impl Policy {
                         return Err(Failure {
                             reason: Reason::MultipleTokens,
                             detail: "different tokens in several locations".into(),
+                            provider: None,
                         });
                     }
                 },
@@ -128,108 +181,211 @@ impl Policy {
         Ok(found)
     }
 
-    /// Decides one request. Deterministic: same policy, facts and time, same decision.
+    /// Decides one request with the policy's static keys only.
     pub fn decide(&self, req: &Request<'_>) -> Decision {
-        let deny = |status, reason, rule: Option<&Rule>, detail: String| {
-            Decision::Deny(Deny {
-                status,
-                reason,
-                rule: rule.map(|r| r.name.clone()),
-                realm: self.realm.clone(),
-                required_scopes: Vec::new(),
-                detail,
-            })
+        self.decide_with(req, &StaticKeysOnly)
+    }
+
+    /// Decides one request, with run-time fetched keys. Deterministic: same
+    /// policy, facts, keys and time, same decision.
+    pub fn decide_with(&self, req: &Request<'_>, keys: &dyn KeySource) -> Decision {
+        self.decide_inner(req, Identity::FromRequest(keys))
+    }
+
+    /// Decides one request for an already established principal (or none),
+    /// skipping token extraction and verification: `scopegate explain
+    /// --claims`. Everything else is as in [`Policy::decide`].
+    pub fn decide_as(&self, req: &Request<'_>, principal: Option<Principal>) -> Decision {
+        self.decide_inner(req, Identity::Given(principal))
+    }
+
+    fn decide_inner(&self, req: &Request<'_>, identity: Identity<'_>) -> Decision {
+        let deny = |status, reason, rule: Option<&Rule>, detail: String| Deny {
+            status,
+            reason,
+            rule: rule.map(|r| r.name.clone()),
+            realm: self.realm.clone(),
+            required_scopes: Vec::new(),
+            detail,
         };
         let path = match normalize(req.path) {
             Ok(p) => p,
             Err(e) => {
-                return deny(
-                    400,
-                    Reason::InvalidPath,
-                    None,
-                    format!("path {:?}: {e}", req.path),
-                );
+                let d = deny(400, Reason::InvalidPath, None, format!("path {:?}: {e}", req.path));
+                return self.settle(req, None, Err(d), None, &[], None);
             }
         };
-        let Some(rule) = self.rules.iter().find(|r| r.matches(req.method, &path)) else {
-            return deny(
+        if self.authz.cors_bypass && is_preflight(req) {
+            // Preflights carry no credentials (Fetch standard); a token on one
+            // is removed, unverified.
+            let found = self
+                .presented_token(req)
+                .ok()
+                .flatten()
+                .map(|p| p.sources)
+                .unwrap_or_default();
+            return Decision::Allow(self.allow(req, None, Reason::CorsPreflight, None, &found, None));
+        }
+        let host = if self.authz.uses_hosts {
+            req.header(":authority").and_then(parse_authority)
+        } else {
+            None
+        };
+        let facts = RouteFacts {
+            method: req.method,
+            path: &path,
+            host: host.as_ref().map(|(h, p)| (h.as_str(), *p)),
+            route_name: req.route_name,
+        };
+        let Some(rule) = self.authz.find(&facts) else {
+            let d = deny(
                 403,
                 Reason::NoMatchingRule,
                 None,
                 format!("{} {path} matches no rule", req.method),
             );
+            return self.settle(req, None, Err(d), None, &[], None);
         };
 
-        let presented = self.presented_token(req);
-        let token = match &presented {
-            Ok(None) => None,
-            Err(f) => Some(Err(f.clone())),
-            Ok(Some(p)) => Some(verify(
-                &self.providers,
-                |provider| p.sources.iter().any(|s| provider.sources.contains(s)),
-                &p.token,
-                req.now_unix_seconds,
-                self.max_token_bytes,
-            )),
+        let (presented, token) = match identity {
+            Identity::Given(p) => (Ok(None), p.map(Ok)),
+            Identity::FromRequest(keys) => {
+                let presented = self.presented_token(req);
+                let token = match &presented {
+                    Ok(None) => None,
+                    Err(f) => Some(Err(f.clone())),
+                    Ok(Some(p)) => Some(verify_with_keys(
+                        &self.providers,
+                        |provider| p.sources.iter().any(|s| provider.sources.contains(s)),
+                        &p.token,
+                        req.now_unix_seconds,
+                        self.max_token_bytes,
+                        keys,
+                    )),
+                };
+                (presented, token)
+            }
         };
         let found_at: &[usize] = match &presented {
             Ok(Some(p)) => &p.sources,
             _ => &[],
         };
+        let token = token.map(|t| t.map(|p| self.with_configured_scopes(p)));
 
-        let principal = match (&rule.access, token) {
-            (Access::Public, None) => None,
-            (Access::Public, Some(Ok(p))) => Some(p),
+        match (&rule.access, token) {
+            (Access::Public, None) => {
+                self.settle(req, Some(rule), Ok(Reason::Public), None, found_at, None)
+            }
+            (Access::Public, Some(Ok(p))) => {
+                self.settle(req, Some(rule), Ok(Reason::Public), Some(p), found_at, None)
+            }
             (Access::Public, Some(Err(f))) => {
-                return Decision::Allow(self.allow(
-                    req,
-                    rule,
-                    Reason::Public,
-                    None,
-                    found_at,
-                    Some(f),
-                ));
+                self.settle(req, Some(rule), Ok(Reason::Public), None, found_at, Some(f))
             }
             (_, None) => {
-                return deny(
-                    401,
-                    Reason::TokenMissing,
-                    Some(rule),
-                    "no bearer token".into(),
-                );
+                let d = deny(401, Reason::TokenMissing, Some(rule), "no bearer token".into());
+                self.settle(req, Some(rule), Err(d), None, found_at, None)
             }
-            (_, Some(Err(f))) => return deny(401, f.reason, Some(rule), f.detail),
-            (_, Some(Ok(p))) => Some(p),
-        };
-
-        match (&rule.access, principal) {
-            (Access::Scopes(expr), Some(p)) => match missing(expr, &p) {
-                None => {
-                    Decision::Allow(self.allow(req, rule, Reason::Allowed, Some(p), found_at, None))
-                }
-                Some(needed) => Decision::Deny(Deny {
-                    status: 403,
-                    reason: Reason::InsufficientScope,
-                    rule: Some(rule.name.clone()),
-                    realm: self.realm.clone(),
-                    detail: format!(
-                        "subject {:?} has scopes {:?}; rule {} needs {needed:?}",
-                        p.subject, p.scopes, rule.name
-                    ),
-                    required_scopes: needed,
-                }),
+            (_, Some(Err(f))) => match self.token_refused(rule, f) {
+                Decision::Deny(d) => self.settle(req, Some(rule), Err(d), None, found_at, None),
+                other => other,
             },
-            (Access::Public, p) => {
-                Decision::Allow(self.allow(req, rule, Reason::Public, p, found_at, None))
+            (_, Some(Ok(p))) => match self.authz.evaluate(rule, &p) {
+                Verdict::Allow(reason) => {
+                    self.settle(req, Some(rule), Ok(reason), Some(p), found_at, None)
+                }
+                Verdict::Deny {
+                    reason,
+                    required_scopes,
+                    detail,
+                } => {
+                    let d = Deny {
+                        required_scopes,
+                        ..deny(403, reason, Some(rule), detail)
+                    };
+                    self.settle(req, Some(rule), Err(d), Some(p), found_at, None)
+                }
+            },
+        }
+    }
+
+    /// With `scope_claim` configured, the principal's scopes are read from it.
+    fn with_configured_scopes(&self, mut p: Principal) -> Principal {
+        if self.authz.grants.scope_claim.is_some() {
+            p.scopes = self.authz.grants.token_scopes(&p.claims);
+        }
+        p
+    }
+
+    /// Enforces the outcome; in dry-run (global or the rule's) lets the
+    /// request through instead, with the would-be decision in
+    /// [`DRY_RUN_HEADER`].
+    fn settle(
+        &self,
+        req: &Request<'_>,
+        rule: Option<&Rule>,
+        outcome: Result<Reason, Deny>,
+        principal: Option<Principal>,
+        found_at: &[usize],
+        ignored_token: Option<Failure>,
+    ) -> Decision {
+        let dry_run = self.authz.dry_run || rule.is_some_and(|r| r.dry_run);
+        let rule_attr = rule.map(|r| format!("; rule={}", r.name)).unwrap_or_default();
+        match outcome {
+            Ok(reason) => {
+                let mut a = self.allow(req, rule, reason, principal, found_at, ignored_token);
+                if dry_run {
+                    a.set_headers.push((
+                        DRY_RUN_HEADER.to_owned(),
+                        format!("allow; reason={reason}{rule_attr}"),
+                    ));
+                }
+                Decision::Allow(a)
             }
-            (_, p) => Decision::Allow(self.allow(req, rule, Reason::Allowed, p, found_at, None)),
+            Err(d) if dry_run => {
+                let mut a = self.allow(req, rule, d.reason, principal, found_at, ignored_token);
+                a.set_headers.push((
+                    DRY_RUN_HEADER.to_owned(),
+                    format!("deny; status={}; reason={}{rule_attr}", d.status, d.reason),
+                ));
+                a.dry_run = Some(Box::new(d));
+                Decision::Allow(a)
+            }
+            Err(d) => Decision::Deny(d),
+        }
+    }
+
+    /// A refused token on a rule that needs one: 401, or pending when the
+    /// failure is one a JWKS fetch may cure.
+    fn token_refused(&self, rule: &Rule, f: Failure) -> Decision {
+        let remote = f
+            .provider
+            .filter(|i| self.providers.get(*i).is_some_and(|p| p.remote.is_some()));
+        let status = if f.reason == Reason::JwksUnavailable { 503 } else { 401 };
+        let deny = Deny {
+            status,
+            reason: f.reason,
+            rule: Some(rule.name.clone()),
+            realm: self.realm.clone(),
+            required_scopes: Vec::new(),
+            detail: f.detail,
+        };
+        match (remote, f.reason) {
+            (Some(provider), Reason::JwksUnavailable | Reason::UnknownKid) => {
+                Decision::Pending(Pending {
+                    provider,
+                    unknown_kid: f.reason == Reason::UnknownKid,
+                    fallback: deny,
+                })
+            }
+            _ => Decision::Deny(deny),
         }
     }
 
     fn allow(
         &self,
         req: &Request<'_>,
-        rule: &Rule,
+        rule: Option<&Rule>,
         reason: Reason,
         principal: Option<Principal>,
         found_at: &[usize],
@@ -276,12 +432,13 @@ impl Policy {
             }
         }
         Allow {
-            rule: rule.name.clone(),
+            rule: rule.map(|r| r.name.clone()),
             reason,
             principal,
             remove_headers,
             set_headers,
             ignored_token,
+            dry_run: None,
         }
     }
 }
@@ -295,36 +452,4 @@ fn header_value(v: &serde_json::Value) -> Option<String> {
         other => other.to_string(),
     };
     (!s.bytes().any(|b| b.is_ascii_control())).then_some(s)
-}
-
-/// `None` if the principal satisfies `expr`; otherwise the scopes of the
-/// alternative that needs the fewest extra grants (every scope of it, for the
-/// `scope` attribute of `WWW-Authenticate`).
-fn missing(expr: &ScopeExpr, p: &Principal) -> Option<Vec<String>> {
-    fn walk(expr: &ScopeExpr, p: &Principal) -> (usize, Vec<String>) {
-        match expr {
-            ScopeExpr::Scope(s) => (usize::from(!p.has_scope(s)), vec![s.clone()]),
-            ScopeExpr::AllOf(items) => {
-                let mut lacking = 0;
-                let mut scopes = Vec::new();
-                for item in items {
-                    let (l, s) = walk(item, p);
-                    lacking += l;
-                    for x in s {
-                        if !scopes.contains(&x) {
-                            scopes.push(x);
-                        }
-                    }
-                }
-                (lacking, scopes)
-            }
-            ScopeExpr::AnyOf(items) => items
-                .iter()
-                .map(|i| walk(i, p))
-                .min_by_key(|(l, s)| (*l, s.len()))
-                .unwrap_or((1, Vec::new())),
-        }
-    }
-    let (lacking, scopes) = walk(expr, p);
-    (lacking > 0).then_some(scopes)
 }

@@ -71,6 +71,10 @@ pub fn is_unambiguous(json: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
+    // (filter/scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn duplicates_are_found_at_any_depth() {

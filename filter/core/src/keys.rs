@@ -348,21 +348,8 @@ pub fn key_from_jwk(jwk: &Value) -> Result<Key, KeyError> {
         }
         other => return Err(KeyError::UnsupportedKeyType(other.to_string())),
     };
-    let mut algs = material.usable_algs();
-    if let Some(alg_name) = text("alg")? {
-        let alg = Alg::from_name(&alg_name)
-            .filter(|a| a.family() == material.family())
-            .ok_or_else(|| KeyError::AlgorithmMismatch(alg_name.clone()))?;
-        algs = algs.intersect([alg].into_iter().collect());
-        if algs.is_empty() {
-            return Err(KeyError::AlgorithmMismatch(alg_name));
-        }
-    }
-    Ok(Key {
-        kid,
-        algs,
-        material,
-    })
+    let alg = text("alg")?;
+    bind(kid, material, alg.as_deref())
 }
 
 fn private_key_refused() -> KeyError {
@@ -407,6 +394,73 @@ fn ec_material(crv: &str, x: &[u8], y: &[u8]) -> Result<KeyMaterial, KeyError> {
         _ => KeyMaterial::P521(
             p521::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| invalid(&e))?,
         ),
+    })
+}
+
+/// A key from a PEM `PUBLIC KEY` (SubjectPublicKeyInfo): RSA, EC P-256,
+/// P-384, P-521 or Ed25519. `alg`, if given, restricts it to that algorithm.
+pub fn key_from_pem(kid: Option<String>, pem: &str, alg: Option<&str>) -> Result<Key, KeyError> {
+    use ed25519_dalek::pkcs8::DecodePublicKey as _;
+    let pem = pem.trim();
+    if pem.contains("PRIVATE KEY") {
+        return Err(private_key_refused());
+    }
+    let material = if let Ok(k) = rsa::RsaPublicKey::from_public_key_pem(pem) {
+        let bits = k.size() * 8;
+        if bits < MIN_RSA_BITS {
+            return Err(KeyError::RsaTooShort(bits));
+        }
+        KeyMaterial::Rsa(k)
+    } else if let Ok(k) = p256::PublicKey::from_public_key_pem(pem) {
+        KeyMaterial::P256(p256::ecdsa::VerifyingKey::from(k))
+    } else if let Ok(k) = p384::PublicKey::from_public_key_pem(pem) {
+        KeyMaterial::P384(p384::ecdsa::VerifyingKey::from(k))
+    } else if let Ok(k) = p521::PublicKey::from_public_key_pem(pem) {
+        KeyMaterial::P521(
+            p521::ecdsa::VerifyingKey::from_affine(*k.as_affine())
+                .map_err(|e| KeyError::Invalid(format!("P-521 point: {e}")))?,
+        )
+    } else if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
+        KeyMaterial::Ed25519(k)
+    } else {
+        return Err(KeyError::Invalid(
+            "not a PEM public key (SubjectPublicKeyInfo) of type RSA, EC P-256/384/521 or Ed25519"
+                .into(),
+        ));
+    };
+    bind(kid, material, alg)
+}
+
+/// An HMAC key from a base64 secret (standard or URL-safe alphabet, padding optional).
+pub fn key_from_base64_secret(
+    kid: Option<String>,
+    secret: &str,
+    alg: Option<&str>,
+) -> Result<Key, KeyError> {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let s = secret.trim().trim_end_matches('=');
+    let bytes = STANDARD_NO_PAD
+        .decode(s)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(s))
+        .map_err(|e| KeyError::Invalid(format!("secret is not base64: {e}")))?;
+    bind(kid, hmac_material(bytes)?, alg)
+}
+
+fn bind(kid: Option<String>, material: KeyMaterial, alg: Option<&str>) -> Result<Key, KeyError> {
+    let mut algs = material.usable_algs();
+    if let Some(name) = alg {
+        let a = Alg::from_name(name)
+            .filter(|a| a.family() == material.family())
+            .ok_or_else(|| KeyError::AlgorithmMismatch(name.to_owned()))?;
+        algs = algs.intersect([a].into_iter().collect());
+        if algs.is_empty() {
+            return Err(KeyError::AlgorithmMismatch(name.to_owned()));
+        }
+    }
+    Ok(Key {
+        kid,
+        algs,
+        material,
     })
 }
 
@@ -503,6 +557,10 @@ mod tests {
         clippy::indexing_slicing
     )]
     use super::*;
+    // On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
+    // (filter/scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use serde_json::json;
 
     #[test]

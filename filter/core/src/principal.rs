@@ -42,3 +42,300 @@ pub fn scopes_from_claims(claims: &Map<String, Value>) -> Vec<String> {
     }
     out
 }
+
+/// A path to a (possibly nested) claim: `["realm_access", "roles"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPath(Vec<String>);
+
+impl ClaimPath {
+    /// From config: a dot-separated string (`"org.id"`) or an array of
+    /// segments (`["https://example.com/roles"]`, for names with dots).
+    pub fn from_json(v: &Value) -> Result<ClaimPath, String> {
+        let segments: Vec<String> = match v {
+            Value::String(s) => s.split('.').map(str::to_owned).collect(),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or("a claim path array holds strings only")?,
+            _ => return Err("a claim path is a string or an array of strings".into()),
+        };
+        if segments.is_empty() || segments.iter().any(String::is_empty) {
+            return Err("a claim path has no empty segments".into());
+        }
+        Ok(ClaimPath(segments))
+    }
+
+    /// A one-segment path.
+    pub fn single(name: &str) -> ClaimPath {
+        ClaimPath(vec![name.to_owned()])
+    }
+
+    pub fn get<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
+        let mut segs = self.0.iter();
+        let mut cur = claims.get(segs.next()?)?;
+        for s in segs {
+            cur = cur.as_object()?.get(s)?;
+        }
+        Some(cur)
+    }
+}
+
+impl core::fmt::Display for ClaimPath {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0.iter().any(|s| s.contains('.')) {
+            write!(f, "{:?}", self.0)
+        } else {
+            f.write_str(&self.0.join("."))
+        }
+    }
+}
+
+/// Words of a claim that is a space-delimited string or an array of strings
+/// (other array items are ignored). Duplicates dropped, order kept.
+fn words(v: Option<&Value>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |s: &str| {
+        if !s.is_empty() && !out.iter().any(|o| o == s) {
+            out.push(s.to_owned());
+        }
+    };
+    match v {
+        Some(Value::String(s)) => s.split(' ').for_each(&mut push),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).for_each(&mut push),
+        _ => {}
+    }
+    out
+}
+
+/// Where scopes and roles come from, and what local roles mean. Compiled from
+/// the top-level `scope_claim`, `roles_claim` and `roles`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantConfig {
+    /// `None`: `scope` (space-delimited), or if absent `scp` (array or string).
+    pub(crate) scope_claim: Option<ClaimPath>,
+    pub(crate) roles_claim: Option<ClaimPath>,
+    /// Role name -> scopes (may carry a trailing `*` wildcard segment).
+    pub(crate) roles: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl GrantConfig {
+    /// Scopes the token itself carries.
+    pub fn token_scopes(&self, claims: &Map<String, Value>) -> Vec<String> {
+        match &self.scope_claim {
+            Some(path) => words(path.get(claims)),
+            None => match claims.get("scope") {
+                Some(v @ Value::String(_)) => words(Some(v)),
+                _ => words(claims.get("scp")),
+            },
+        }
+    }
+
+    /// What a principal is granted: its scopes and those of its local roles.
+    pub fn grants(&self, principal: &Principal) -> Grants {
+        let scopes = self.token_scopes(&principal.claims);
+        let mut roles = Vec::new();
+        let mut effective: std::collections::BTreeSet<String> = scopes.iter().cloned().collect();
+        if let Some(path) = self.roles_claim.as_ref().filter(|_| !self.roles.is_empty()) {
+            for role in words(path.get(&principal.claims)) {
+                if let Some(granted) = self.roles.get(&role) {
+                    effective.extend(granted.iter().cloned());
+                    roles.push(role);
+                }
+            }
+        }
+        Grants {
+            scopes,
+            roles,
+            effective,
+        }
+    }
+}
+
+/// The scopes a principal holds, after local role expansion.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// From the token, in token order.
+    pub scopes: Vec<String>,
+    /// Role names from the token that this service defines (others are ignored).
+    pub roles: Vec<String>,
+    effective: std::collections::BTreeSet<String>,
+}
+
+impl Grants {
+    /// Every granted scope (token scopes and role scopes), sorted.
+    pub fn effective(&self) -> impl Iterator<Item = &str> {
+        self.effective.iter().map(String::as_str)
+    }
+
+    /// Whether `required` is granted: exactly (case-sensitive), or by a
+    /// wildcard grant `P:*` where `required` is `P:` followed by at least one
+    /// more character (`svc-a:orders:*` grants `svc-a:orders:read` and
+    /// `svc-a:orders:read:own`; `svc-a:*` grants all of `svc-a:`). A `*` that is
+    /// not a whole trailing segment after a prefix (`*`, `svc-a:or*`) is just a
+    /// literal scope.
+    pub fn covers(&self, required: &str) -> bool {
+        if self.effective.contains(required) {
+            return true;
+        }
+        let mut candidate = String::with_capacity(required.len() + 2);
+        for (i, _) in required.match_indices(':') {
+            let (Some(prefix), Some(rest)) = (required.get(..i), required.get(i + 1..)) else {
+                continue;
+            };
+            if prefix.is_empty() || rest.is_empty() {
+                continue;
+            }
+            candidate.clear();
+            candidate.push_str(prefix);
+            candidate.push_str(":*");
+            if self.effective.contains(&candidate) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    // On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
+    // (filter/scripts/test-core-wasm.sh).
+    use serde_json::json;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn principal(claims: Value) -> Principal {
+        Principal {
+            provider: "main".into(),
+            issuer: "https://auth.test".into(),
+            subject: None,
+            scopes: Vec::new(),
+            claims: claims.as_object().unwrap().clone(),
+        }
+    }
+
+    fn grants_of(scopes: &[&str]) -> Grants {
+        GrantConfig::default().grants(&principal(json!({"scp": scopes})))
+    }
+
+    #[test]
+    fn wildcard_grants_cover_what_they_name_and_never_more() {
+        let g = grants_of(&["svc-a:orders:*"]);
+        assert!(g.covers("svc-a:orders:read"));
+        assert!(g.covers("svc-a:orders:read:own"));
+        assert!(
+            !g.covers("svc-a:orders"),
+            "the wildcard needs a segment after the prefix"
+        );
+        assert!(!g.covers("svc-a:ordersx:read"));
+        assert!(!g.covers("svc-a:invoices:read"));
+        assert!(!g.covers("svc-b:orders:read"));
+        let g = grants_of(&["svc-a:*"]);
+        assert!(g.covers("svc-a:orders:read"));
+        assert!(g.covers("svc-a:read"));
+        assert!(!g.covers("svc-a"));
+        assert!(!g.covers("svc-ab:read"));
+    }
+
+    #[test]
+    fn plain_grants_match_exactly_and_case_sensitively() {
+        let g = grants_of(&["svc-a:read"]);
+        assert!(g.covers("svc-a:read"));
+        for other in [
+            "svc-a:read-all",
+            "svc-a:read:all",
+            "svc-a:READ",
+            "svc-a:rea",
+            "svc-a",
+        ] {
+            assert!(!g.covers(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn malformed_wildcards_are_literal_scopes() {
+        let g = grants_of(&["*", "svc-a:or*", ":*"]);
+        assert!(!g.covers("svc-a:orders"));
+        assert!(!g.covers("svc-a:x"));
+        assert!(!g.covers("a:b"));
+        assert!(
+            g.covers("*"),
+            "a literal scope named * still matches itself"
+        );
+    }
+
+    #[test]
+    fn scopes_come_from_scope_then_scp_or_a_configured_claim() {
+        let cfg = GrantConfig::default();
+        let p = principal(json!({"scope": "a:x b:y a:x", "scp": ["c:z"]}));
+        assert_eq!(cfg.token_scopes(&p.claims), ["a:x", "b:y"]);
+        let p = principal(json!({"scp": ["c:z", 3, "d:w"]}));
+        assert_eq!(cfg.token_scopes(&p.claims), ["c:z", "d:w"]);
+        let p = principal(json!({"scp": "c:z d:w"}));
+        assert_eq!(
+            cfg.token_scopes(&p.claims),
+            ["c:z", "d:w"],
+            "Azure AD puts scp as a string"
+        );
+        let cfg = GrantConfig {
+            scope_claim: Some(ClaimPath::from_json(&json!("realm_access.scopes")).unwrap()),
+            ..GrantConfig::default()
+        };
+        let p = principal(json!({"scope": "ignored:x", "realm_access": {"scopes": ["k:1"]}}));
+        assert_eq!(cfg.token_scopes(&p.claims), ["k:1"]);
+        let cfg = GrantConfig {
+            scope_claim: Some(ClaimPath::from_json(&json!(["https://x.example/perms"])).unwrap()),
+            ..GrantConfig::default()
+        };
+        let p = principal(json!({"https://x.example/perms": "p:1 p:2"}));
+        assert_eq!(cfg.token_scopes(&p.claims), ["p:1", "p:2"]);
+    }
+
+    #[test]
+    fn local_roles_expand_into_their_scopes_and_unknown_roles_grant_nothing() {
+        let cfg = GrantConfig {
+            scope_claim: None,
+            roles_claim: Some(ClaimPath::single("roles")),
+            roles: [
+                (
+                    "orders-admin".to_owned(),
+                    vec![
+                        "svc-a:orders:read".to_owned(),
+                        "svc-a:orders:write".to_owned(),
+                    ],
+                ),
+                ("auditor".to_owned(), vec!["svc-a:audit:*".to_owned()]),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let g = cfg.grants(&principal(
+            json!({"scope": "svc-a:me", "roles": ["orders-admin", "root"]}),
+        ));
+        assert_eq!(g.roles, ["orders-admin"]);
+        assert!(g.covers("svc-a:orders:write") && g.covers("svc-a:me"));
+        assert!(!g.covers("svc-a:audit:read"));
+        let g = cfg.grants(&principal(json!({"roles": "auditor"})));
+        assert!(g.covers("svc-a:audit:read"), "a role may grant a wildcard");
+        let g = cfg.grants(&principal(json!({"roles": {"orders-admin": true}})));
+        assert!(
+            g.roles.is_empty(),
+            "a roles claim that is an object grants nothing"
+        );
+    }
+
+    #[test]
+    fn claim_paths_walk_nested_objects() {
+        let p = ClaimPath::from_json(&json!("org.id")).unwrap();
+        let c = json!({"org": {"id": 7}, "org.id": 8});
+        assert_eq!(p.get(c.as_object().unwrap()), Some(&json!(7)));
+        let p = ClaimPath::from_json(&json!(["org.id"])).unwrap();
+        assert_eq!(p.get(c.as_object().unwrap()), Some(&json!(8)));
+        assert!(ClaimPath::from_json(&json!("a..b")).is_err());
+        assert!(ClaimPath::from_json(&json!([])).is_err());
+        assert!(ClaimPath::from_json(&json!(5)).is_err());
+    }
+}

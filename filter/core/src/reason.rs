@@ -36,17 +36,27 @@ pub enum Reason {
     AudienceNotAllowed,
     /// The principal lacks the scopes the rule needs.
     InsufficientScope,
+    /// Allowed: only the configured super-admin scope let the request pass.
+    SuperAdmin,
+    /// Allowed: a CORS preflight, which bypasses the rules.
+    CorsPreflight,
+    /// The rule accepts only tokens of other providers.
+    ProviderNotAllowed,
+    /// A claim condition of the rule does not hold.
+    ClaimMismatch,
     /// No rule matched the request (deny by default).
     NoMatchingRule,
     /// Several different tokens were presented.
     MultipleTokens,
     /// The request path cannot be normalised safely (encoded `/`, backslash, bad escape).
     InvalidPath,
+    /// The provider's remote JWKS could not be had (never fetched, fetch failing).
+    JwksUnavailable,
 }
 
 impl Reason {
     /// Every reason, for defining one metric each.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 23] = [
         Reason::Allowed,
         Reason::Public,
         Reason::TokenMissing,
@@ -62,9 +72,14 @@ impl Reason {
         Reason::ClaimInvalid,
         Reason::AudienceNotAllowed,
         Reason::InsufficientScope,
+        Reason::SuperAdmin,
+        Reason::CorsPreflight,
+        Reason::ProviderNotAllowed,
+        Reason::ClaimMismatch,
         Reason::NoMatchingRule,
         Reason::MultipleTokens,
         Reason::InvalidPath,
+        Reason::JwksUnavailable,
     ];
 
     /// The stable string for replies, logs and metrics.
@@ -85,9 +100,14 @@ impl Reason {
             Reason::ClaimInvalid => "claim_invalid",
             Reason::AudienceNotAllowed => "audience_not_allowed",
             Reason::InsufficientScope => "insufficient_scope",
+            Reason::SuperAdmin => "super_admin",
+            Reason::CorsPreflight => "cors_preflight",
+            Reason::ProviderNotAllowed => "provider_not_allowed",
+            Reason::ClaimMismatch => "claim_mismatch",
             Reason::NoMatchingRule => "no_matching_rule",
             Reason::MultipleTokens => "multiple_tokens",
             Reason::InvalidPath => "invalid_path",
+            Reason::JwksUnavailable => "jwks_unavailable",
         }
     }
 
@@ -110,9 +130,14 @@ impl Reason {
             Reason::ClaimInvalid => "a required claim is missing or invalid",
             Reason::AudienceNotAllowed => "the token is not meant for this service",
             Reason::InsufficientScope => "the access token lacks a required scope",
+            Reason::SuperAdmin => "allowed by the super-admin scope",
+            Reason::CorsPreflight => "CORS preflight",
+            Reason::ProviderNotAllowed => "tokens of this issuer are not accepted here",
+            Reason::ClaimMismatch => "the access token does not meet a condition of this route",
             Reason::NoMatchingRule => "no rule allows this request",
             Reason::MultipleTokens => "more than one access token was presented",
             Reason::InvalidPath => "the request path is not acceptable",
+            Reason::JwksUnavailable => "the keys to verify the token are not available",
         }
     }
 }

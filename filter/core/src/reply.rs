@@ -22,6 +22,12 @@ impl Deny {
                 Reason::InsufficientScope.description(),
                 self.required_scopes.join(" ")
             )),
+            // Valid token, but the route wants another issuer or claims:
+            // RFC 6750's insufficient_scope, without a scope to ask for.
+            (403, reason @ (Reason::ProviderNotAllowed | Reason::ClaimMismatch)) => Some(format!(
+                "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{}\"",
+                reason.description()
+            )),
             _ => None,
         }
     }

@@ -121,12 +121,235 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
+/// The segments of a normalised path (`/` has none).
+pub fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+/// One segment of a [`Template`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSegment {
+    /// This exact (normalised) segment.
+    Literal(String),
+    /// `{name}`: any one segment.
+    Param(String),
+    /// `{*name}`, last only: one or more segments.
+    Rest(String),
+}
+
+/// A path template such as `/orders/{id}` or `/files/{*rest}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    segments: Vec<TemplateSegment>,
+}
+
+/// Why a template is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateError {
+    NotAbsolute,
+    /// An empty, `.` or `..` segment, or a literal that normalises differently.
+    NotNormalised(String),
+    /// `{` or `}` inside a segment with other text, or a bad parameter name.
+    BadParameter(String),
+    /// `{*name}` not in the last segment.
+    RestNotLast,
+    DuplicateParameter(String),
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TemplateError::NotAbsolute => f.write_str("a template starts with /"),
+            TemplateError::NotNormalised(s) => {
+                write!(
+                    f,
+                    "segment {s:?} is not normalised (no empty, . or .. segments, no escapes of unreserved characters)"
+                )
+            }
+            TemplateError::BadParameter(s) => write!(
+                f,
+                "segment {s:?}: a parameter is a whole segment {{name}} or {{*name}}, name of letters, digits and _"
+            ),
+            TemplateError::RestNotLast => f.write_str("{*name} must be the last segment"),
+            TemplateError::DuplicateParameter(n) => write!(f, "parameter {n:?} appears twice"),
+        }
+    }
+}
+
+fn param_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Template {
+    pub fn parse(source: &str) -> Result<Template, TemplateError> {
+        let Some(rest) = source.strip_prefix('/') else {
+            return Err(TemplateError::NotAbsolute);
+        };
+        let mut segments = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
+        let parts: Vec<&str> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.split('/').collect()
+        };
+        let count = parts.len();
+        for (i, seg) in parts.into_iter().enumerate() {
+            let parsed = if let Some(inner) =
+                seg.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
+            {
+                let (name, is_rest) = match inner.strip_prefix('*') {
+                    Some(n) => (n, true),
+                    None => (inner, false),
+                };
+                if !param_name(name) {
+                    return Err(TemplateError::BadParameter(seg.to_owned()));
+                }
+                if names.contains(&name) {
+                    return Err(TemplateError::DuplicateParameter(name.to_owned()));
+                }
+                names.push(name);
+                if is_rest {
+                    if i + 1 != count {
+                        return Err(TemplateError::RestNotLast);
+                    }
+                    TemplateSegment::Rest(name.to_owned())
+                } else {
+                    TemplateSegment::Param(name.to_owned())
+                }
+            } else if seg.contains(['{', '}']) {
+                return Err(TemplateError::BadParameter(seg.to_owned()));
+            } else {
+                let as_path = format!("/{seg}");
+                if seg.is_empty() || normalize(&as_path).ok().as_deref() != Some(as_path.as_str()) {
+                    return Err(TemplateError::NotNormalised(seg.to_owned()));
+                }
+                TemplateSegment::Literal(seg.to_owned())
+            };
+            segments.push(parsed);
+        }
+        Ok(Template {
+            source: source.to_owned(),
+            segments,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    pub fn segments(&self) -> &[TemplateSegment] {
+        &self.segments
+    }
+
+    /// Whether the normalised `path` fits the template.
+    pub fn matches(&self, path: &str) -> bool {
+        let mut parts = segments(path);
+        for seg in &self.segments {
+            match seg {
+                TemplateSegment::Rest(_) => return parts.next().is_some(),
+                TemplateSegment::Param(_) => {
+                    if parts.next().is_none() {
+                        return false;
+                    }
+                }
+                TemplateSegment::Literal(l) => {
+                    if parts.next() != Some(l.as_str()) {
+                        return false;
+                    }
+                }
+            }
+        }
+        parts.next().is_none()
+    }
+}
+
+/// Bound on the compiled size of one route regex.
+pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+/// Bound on the lazy-DFA cache of one route regex.
+pub const REGEX_DFA_SIZE_LIMIT: usize = 256 * 1024;
+/// Longest route regex accepted, in bytes.
+pub const REGEX_MAX_LEN: usize = 1024;
+/// Deepest nesting of groups/repetitions accepted in a route regex.
+pub const REGEX_NEST_LIMIT: u32 = 32;
+
+/// A route regex: RE2 syntax, matched against the whole normalised path
+/// (implicitly anchored), bytes-oriented with Unicode off (`\d`, `\w`, `.`
+/// are ASCII / byte classes), bounded in size.
+#[derive(Debug, Clone)]
+pub struct PathRegex {
+    source: String,
+    regex: regex::bytes::Regex,
+}
+
+impl PathRegex {
+    /// The anchored form every route regex is compiled as.
+    pub fn anchored(source: &str) -> String {
+        format!("^(?:{source})$")
+    }
+
+    pub fn parse(source: &str) -> Result<PathRegex, String> {
+        if source.is_empty() {
+            return Err("empty regex".into());
+        }
+        if source.len() > REGEX_MAX_LEN {
+            return Err(format!("longer than {REGEX_MAX_LEN} bytes"));
+        }
+        let build = |pattern: &str| {
+            regex::bytes::RegexBuilder::new(pattern)
+                .unicode(false)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+                .nest_limit(REGEX_NEST_LIMIT)
+                .build()
+                .map_err(|e| match e {
+                    regex::Error::CompiledTooBig(n) => {
+                        format!("the compiled regex exceeds the size limit of {n} bytes")
+                    }
+                    other => other
+                        .to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                })
+        };
+        // The operator's own pattern first, so errors point into what they wrote.
+        build(source)?;
+        let regex = build(&PathRegex::anchored(source))?;
+        Ok(PathRegex {
+            source: source.to_owned(),
+            regex,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        self.regex.is_match(path.as_bytes())
+    }
+}
+
+impl PartialEq for PathRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+impl Eq for PathRegex {}
+
 /// How a rule matches the normalised path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
     Exact(String),
     /// Stored normalised and without a trailing `/` (the root prefix is `""`).
     Prefix(String),
+    Template(Template),
+    Regex(PathRegex),
 }
 
 impl PathMatch {
@@ -137,14 +360,167 @@ impl PathMatch {
                 Some(rest) => rest.is_empty() || rest.starts_with('/'),
                 None => false,
             },
+            PathMatch::Template(t) => t.matches(path),
+            PathMatch::Regex(r) => r.matches(path),
         }
     }
+
+    /// Matches every path (`prefix: "/"`).
+    pub fn is_everything(&self) -> bool {
+        matches!(self, PathMatch::Prefix(p) if p.is_empty())
+    }
+}
+
+impl fmt::Display for PathMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathMatch::Exact(p) => write!(f, "exact {p}"),
+            PathMatch::Prefix(p) if p.is_empty() => f.write_str("prefix /"),
+            PathMatch::Prefix(p) => write!(f, "prefix {p}"),
+            PathMatch::Template(t) => write!(f, "template {}", t.as_str()),
+            PathMatch::Regex(r) => write!(f, "regex {}", r.as_str()),
+        }
+    }
+}
+
+/// A host name pattern for `:authority`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    /// Lower case. For a wildcard, the suffix including its leading dot
+    /// (`.example.com` for `*.example.com`).
+    name: String,
+    wildcard: bool,
+    /// `None`: any port (or none).
+    port: Option<u16>,
+}
+
+impl HostPattern {
+    /// `api.example.com`, `*.example.com`, `[::1]`, each with optional `:port`.
+    pub fn parse(s: &str) -> Result<HostPattern, String> {
+        let lower = s.to_ascii_lowercase();
+        let (host, port) =
+            split_host_port(&lower).ok_or_else(|| format!("{s:?} is not a host[:port]"))?;
+        let (wildcard, name) = match host.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, host),
+        };
+        let valid_name = if name.starts_with('[') {
+            !wildcard
+                && name.ends_with(']')
+                && name.len() > 2
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b"[]:.".contains(&b))
+        } else {
+            !name.is_empty()
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+        };
+        if !valid_name {
+            return Err(format!(
+                "{s:?} is not a host name (letters, digits, - and . labels; `*.` only as the first label)"
+            ));
+        }
+        Ok(HostPattern {
+            name: if wildcard {
+                format!(".{name}")
+            } else {
+                name.to_owned()
+            },
+            wildcard,
+            port,
+        })
+    }
+
+    /// The exact host name (lower case), if this is not a wildcard.
+    pub fn exact_name(&self) -> Option<&str> {
+        (!self.wildcard).then_some(self.name.as_str())
+    }
+
+    /// Whether a request `(host, port)` from [`parse_authority`] fits.
+    pub fn matches(&self, host: &str, port: Option<u16>) -> bool {
+        let name_ok = if self.wildcard {
+            host.len() > self.name.len() && host.ends_with(self.name.as_str())
+        } else {
+            host == self.name
+        };
+        name_ok && (self.port.is_none() || self.port == port)
+    }
+
+    /// Every request this pattern matches is matched by `other` too.
+    pub fn covered_by(&self, other: &HostPattern) -> bool {
+        let port_ok = other.port.is_none() || other.port == self.port;
+        let name_ok = match (other.wildcard, self.wildcard) {
+            (false, false) => other.name == self.name,
+            (false, true) => false,
+            (true, false) => self.name.len() > other.name.len() && self.name.ends_with(&other.name),
+            (true, true) => self.name.ends_with(&other.name),
+        };
+        port_ok && name_ok
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.wildcard {
+            write!(f, "*{}", self.name)?;
+        } else {
+            f.write_str(&self.name)?;
+        }
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if s.starts_with('[') {
+        let end = s.find(']')?;
+        let (h, rest) = s.split_at(end + 1);
+        match rest.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if rest.is_empty() => (h, None),
+            None => return None,
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
+        Some(_) => return None,
+    };
+    Some((host, port))
+}
+
+/// A request's `:authority` as (lower-case host without a trailing dot, port).
+/// `None` if it is not a plausible `host[:port]`.
+pub fn parse_authority(authority: &str) -> Option<(String, Option<u16>)> {
+    let lower = authority.trim().to_ascii_lowercase();
+    let (host, port) = split_host_port(&lower)?;
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.contains(['@', '/', ' ']) {
+        return None;
+    }
+    Some((host.to_owned(), port))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    // On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
+    // (filter/scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn normalisation_closes_the_usual_traps() {

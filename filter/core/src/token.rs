@@ -173,6 +173,10 @@ pub fn cookies_without(cookies: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
+    // (filter/scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn from_header(value: Option<&str>) -> Found {
         extract(&TokenSource::authorization_bearer(), |n| {

@@ -39,6 +39,8 @@ pub struct Provider {
     pub(crate) required_claims: Vec<(String, Value)>,
     pub(crate) max_lifetime_seconds: Option<i64>,
     pub(crate) require_typ: Option<String>,
+    /// Keys fetched at run time (see [`crate::jwks`]), in addition to `keys`.
+    pub(crate) remote: Option<crate::jwks::RemoteJwks>,
 }
 
 impl Provider {
@@ -60,6 +62,24 @@ impl Provider {
     pub fn claims_to_headers(&self) -> &[(String, String)] {
         &self.claims_to_headers
     }
+    pub fn remote(&self) -> Option<&crate::jwks::RemoteJwks> {
+        self.remote.as_ref()
+    }
+}
+
+/// Keys fetched at run time, by provider index (the shim's JWKS cache).
+pub trait KeySource {
+    /// The fetched keys of provider `index`; `None` if none have arrived yet.
+    fn fetched(&self, index: usize) -> Option<&[Key]>;
+}
+
+/// No fetched keys at all: static keys only.
+pub struct StaticKeysOnly;
+
+impl KeySource for StaticKeysOnly {
+    fn fetched(&self, _index: usize) -> Option<&[Key]> {
+        None
+    }
 }
 
 /// Why a token was refused: a stable reason and a detail for debug logs.
@@ -67,12 +87,15 @@ impl Provider {
 pub struct Failure {
     pub reason: Reason,
     pub detail: String,
+    /// The provider chosen by the token's `iss`, once known.
+    pub provider: Option<usize>,
 }
 
 fn fail<T>(reason: Reason, detail: impl Into<String>) -> Result<T, Failure> {
     Err(Failure {
         reason,
         detail: detail.into(),
+        provider: None,
     })
 }
 
@@ -91,6 +114,18 @@ pub fn verify(
     now: i64,
     max_token_bytes: usize,
 ) -> Result<Principal, Failure> {
+    verify_with_keys(providers, accepts, token, now, max_token_bytes, &StaticKeysOnly)
+}
+
+/// [`verify`], with run-time fetched keys from `fetched`.
+pub fn verify_with_keys(
+    providers: &[Provider],
+    accepts: impl Fn(&Provider) -> bool,
+    token: &str,
+    now: i64,
+    max_token_bytes: usize,
+    fetched: &dyn KeySource,
+) -> Result<Principal, Failure> {
     if token.len() > max_token_bytes {
         return fail(
             Reason::TokenTooLarge,
@@ -101,6 +136,7 @@ pub fn verify(
     let untrusted = UntrustedToken::<Obj>::try_from(token).map_err(|e| Failure {
         reason: Reason::Malformed,
         detail: format!("token does not parse: {e}"),
+        provider: None,
     })?;
 
     if !segments_unambiguous(token) {
@@ -145,18 +181,38 @@ pub fn verify(
         .map_err(|e| Failure {
             reason: Reason::Malformed,
             detail: format!("payload is not a JSON object of claims: {e}"),
+            provider: None,
         })?;
     let iss = match unchecked.custom.get("iss") {
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return fail(Reason::ClaimInvalid, "iss is not a string"),
         None => return fail(Reason::IssuerNotAllowed, "token has no iss"),
     };
-    let Some(provider) = providers.iter().find(|p| p.issuer == iss && accepts(p)) else {
+    let Some((index, provider)) = providers
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.issuer == iss && accepts(p))
+    else {
         return fail(
             Reason::IssuerNotAllowed,
             format!("no provider for issuer {iss:?}"),
         );
     };
+    check_provider(provider, &untrusted, alg, token, now, fetched.fetched(index)).map_err(|mut f| {
+        f.provider = Some(index);
+        f
+    })
+}
+
+fn check_provider(
+    provider: &Provider,
+    untrusted: &UntrustedToken<'_, Obj>,
+    alg: Alg,
+    token: &str,
+    now: i64,
+    fetched: Option<&[Key]>,
+) -> Result<Principal, Failure> {
+    let header = untrusted.header();
     if token.len() > provider.max_token_bytes {
         return fail(
             Reason::TokenTooLarge,
@@ -194,13 +250,20 @@ pub fn verify(
     let kid = header.key_id.as_deref();
     let mut tried = 0usize;
     let mut verified: Option<Token<Obj, Obj>> = None;
+    if provider.remote.is_some() && provider.keys.is_empty() && fetched.is_none() {
+        return fail(
+            Reason::JwksUnavailable,
+            format!("provider {}'s JWKS has not been fetched yet", provider.name),
+        );
+    }
     for key in provider
         .keys
         .iter()
+        .chain(fetched.unwrap_or(&[]))
         .filter(|k| k.algs().contains(alg) && (kid.is_none() || k.kid() == kid))
     {
         tried += 1;
-        match verify_with(alg, key.material(), &untrusted) {
+        match verify_with(alg, key.material(), untrusted) {
             Ok(token) => {
                 verified = Some(token);
                 break;

@@ -1,23 +1,32 @@
 //! scopegate's proxy-wasm shim.
 //!
 //! Thin by design: it reads the plugin configuration and hands it to the core
-//! compiler; per request it gathers the facts (method, path, Authorization,
-//! host time), asks the core for a decision, and renders it (edit headers and
-//! continue, or send the local reply). No policy logic lives here.
+//! compiler; per request it gathers the facts (method, path, the headers the
+//! policy reads, host time), asks the core for a decision, and renders it
+//! (edit headers and continue, or send the local reply). Remote JWKS I/O lives
+//! in [`remote`]. No policy logic lives here.
 //!
 //! Host calls go through `proxy_wasm::hostcalls` directly and every error is
 //! handled: the SDK's convenience methods unwrap internally (for example on a
 //! header value that is not UTF-8), and a panic kills the VM in Envoy.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
-use scopegate_core::{Decision, Policy, Request};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
+use scopegate_core::{Decision, Policy};
 
+mod apply;
+mod facts;
 mod metrics;
+mod remote;
+
+use apply::{Applied, apply, internal_error};
+use facts::{Facts, now_unix_seconds};
 use metrics::Metrics;
+use remote::{Remote, SharedRemote};
 
 #[cfg(target_arch = "wasm32")]
 fn no_randomness(_: &mut [u8]) -> Result<(), getrandom::Error> {
@@ -30,20 +39,57 @@ getrandom::register_custom_getrandom!(no_randomness);
 
 proxy_wasm::main! {{
     // Only proxy_log may be called during module start in Envoy: no metrics here.
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> {
+        Box::new(Root { id, configured: None })
+    });
 }}
 
-fn log(level: LogLevel, msg: &str) {
+pub(crate) fn log(level: LogLevel, msg: &str) {
     let _ = hostcalls::log(level, msg);
 }
 
-#[derive(Default)]
-struct Root {
-    policy: Option<Rc<Policy>>,
-    metrics: Option<Rc<Metrics>>,
+/// What a successful configure produced, shared with every stream.
+#[derive(Clone)]
+struct Configured {
+    policy: Rc<Policy>,
+    metrics: Rc<Metrics>,
+    remote: SharedRemote,
 }
 
-impl Context for Root {}
+struct Root {
+    id: u32,
+    configured: Option<Configured>,
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let Some(c) = self.configured.clone() else {
+            return;
+        };
+        let now = now_unix_seconds().unwrap_or(0);
+        let settled = match c.remote.try_borrow_mut() {
+            Ok(mut r) => r.answered(&c.policy, &c.metrics, token, body_size, now),
+            Err(_) => None,
+        };
+        if let Some(settled) = settled {
+            for s in &settled {
+                c.metrics.record(&s.decision);
+            }
+            remote::render(settled, self.id);
+        }
+        self.retune_tick(&c);
+    }
+}
+
+impl Root {
+    fn retune_tick(&self, c: &Configured) {
+        if let Ok(r) = c.remote.try_borrow()
+            && r.any()
+        {
+            let _ = hostcalls::set_tick_period(r.tick_period());
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -71,8 +117,14 @@ impl RootContext for Root {
                         policy.rules().len()
                     ),
                 );
-                self.metrics = Some(Rc::new(Metrics::define()));
-                self.policy = Some(Rc::new(policy));
+                let remote = Remote::new(&policy);
+                let c = Configured {
+                    metrics: Rc::new(Metrics::define(&policy)),
+                    remote: Rc::new(RefCell::new(remote)),
+                    policy: Rc::new(policy),
+                };
+                self.retune_tick(&c);
+                self.configured = Some(c);
                 true
             }
             Err(errors) => {
@@ -91,10 +143,28 @@ impl RootContext for Root {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn on_tick(&mut self) {
+        let Some(c) = self.configured.clone() else {
+            return;
+        };
+        let Some(now) = now_unix_seconds() else {
+            return;
+        };
+        let settled = match c.remote.try_borrow_mut() {
+            Ok(mut r) => r.tick(&c.policy, &c.metrics, now),
+            Err(_) => Vec::new(),
+        };
+        for s in &settled {
+            c.metrics.record(&s.decision);
+        }
+        remote::render(settled, self.id);
+        self.retune_tick(&c);
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Stream {
-            policy: self.policy.clone(),
-            metrics: self.metrics.clone(),
+            id: context_id,
+            configured: self.configured.clone(),
         }))
     }
 
@@ -104,132 +174,54 @@ impl RootContext for Root {
 }
 
 struct Stream {
+    id: u32,
     /// `None` only if Envoy created a stream for a root that never configured:
     /// every request is then refused (fail closed).
-    policy: Option<Rc<Policy>>,
-    metrics: Option<Rc<Metrics>>,
+    configured: Option<Configured>,
 }
 
 impl Context for Stream {}
 
-/// A request header as text. Not-UTF-8 values are treated as absent for
-/// matching purposes but never crash the VM.
-fn header(name: &str) -> Result<Option<String>, ()> {
-    match hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name) {
-        Ok(None) => Ok(None),
-        Ok(Some(bytes)) => String::from_utf8(bytes).map(Some).map_err(|_| ()),
-        Err(_) => Ok(None),
-    }
-}
-
-fn now_unix_seconds() -> Option<i64> {
-    let t = hostcalls::get_current_time().ok()?;
-    let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    i64::try_from(secs).ok()
-}
-
-fn send_reply(status: u32, headers: &[(&str, String)], body: &str) {
-    let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    if let Err(status_code) = hostcalls::send_http_response(status, hs, Some(body.as_bytes())) {
-        log(
-            LogLevel::Error,
-            &format!("scopegate: send_http_response failed: {status_code:?}"),
-        );
-    }
-}
-
-fn internal_error(detail: &str) -> Action {
-    log(
-        LogLevel::Error,
-        &format!("scopegate: {detail}; refusing the request"),
-    );
-    send_reply(
-        500,
-        &[("content-type", "application/json".to_owned())],
-        r#"{"status":500,"reason":"filter_error","message":"the authorization filter could not decide"}"#,
-    );
-    Action::Pause
-}
-
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(policy) = self.policy.clone() else {
-            return internal_error("no policy is configured");
+        let Some(c) = self.configured.clone() else {
+            internal_error("no policy is configured");
+            return Action::Pause;
         };
-        let (Ok(method), Ok(path)) = (header(":method"), header(":path")) else {
-            return internal_error("request pseudo-headers are not UTF-8");
-        };
-        let (Some(method), Some(path)) = (method, path) else {
-            return internal_error("request has no :method or :path");
-        };
-        // Only the headers the policy reads: each is one host call.
-        let mut owned: Vec<(&str, String)> = Vec::new();
-        for name in policy.wanted_headers() {
-            if name.starts_with(':') {
-                continue;
+        let facts = match Facts::gather(&c.policy) {
+            Ok(f) => f,
+            Err(why) => {
+                internal_error(why);
+                return Action::Pause;
             }
-            match header(name) {
-                Ok(Some(v)) => owned.push((name.as_str(), v)),
-                Ok(None) => {}
-                // Not UTF-8: cannot hold a valid token; present it as garbage
-                // so that it is refused rather than ignored.
-                Err(()) => owned.push((name.as_str(), String::from("\u{fffd}"))),
-            }
-        }
-        let headers: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        };
         let Some(now) = now_unix_seconds() else {
-            return internal_error("host clock unavailable");
+            internal_error("host clock unavailable");
+            return Action::Pause;
         };
-        let decision = policy.decide(&Request {
-            method: &method,
-            path: &path,
-            headers: &headers,
-            now_unix_seconds: now,
-        });
-        if let Some(m) = &self.metrics {
-            m.record(&decision);
+        let decision = match c.remote.try_borrow() {
+            Ok(r) => facts.with_request(now, |req| c.policy.decide_with(req, &*r)),
+            Err(_) => facts.with_request(now, |req| c.policy.decide(req)),
+        };
+        if let Decision::Pending(p) = &decision
+            && let Ok(mut r) = c.remote.try_borrow_mut()
+            && r.may_wait(p.provider, p.unknown_kid, now)
+        {
+            r.wait(self.id, p.provider, facts, now);
+            return Action::Pause;
         }
-        match decision {
-            Decision::Allow(allow) => {
-                if hostcalls::get_log_level().is_ok_and(|l| l as u32 <= LogLevel::Debug as u32) {
-                    log(
-                        LogLevel::Debug,
-                        &format!(
-                            "scopegate: allow {method} {path} rule={} reason={} sub={:?}{}",
-                            allow.rule,
-                            allow.reason,
-                            allow.principal.as_ref().and_then(|p| p.subject.as_deref()),
-                            allow
-                                .ignored_token
-                                .as_ref()
-                                .map(|f| format!(" ignored_token={} ({})", f.reason, f.detail))
-                                .unwrap_or_default()
-                        ),
-                    );
-                }
-                for name in &allow.remove_headers {
-                    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
-                }
-                for (name, value) in &allow.set_headers {
-                    if hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
-                        .is_err()
-                    {
-                        return internal_error("could not set a forwarded header");
-                    }
-                }
-                Action::Continue
-            }
-            Decision::Deny(deny) => {
-                log(
-                    LogLevel::Debug,
-                    &format!(
-                        "scopegate: deny {method} {path} status={} reason={} rule={:?}: {}",
-                        deny.status, deny.reason, deny.rule, deny.detail
-                    ),
-                );
-                send_reply(u32::from(deny.status), &deny.headers(), &deny.body());
-                Action::Pause
-            }
+        c.metrics.record(&decision);
+        match apply(&decision, &facts) {
+            Applied::Continue => Action::Continue,
+            Applied::Replied => Action::Pause,
+        }
+    }
+
+    fn on_log(&mut self) {
+        if let Some(c) = &self.configured
+            && let Ok(mut r) = c.remote.try_borrow_mut()
+        {
+            r.forget(self.id);
         }
     }
 }

@@ -1,0 +1,187 @@
+//! The route table: first match wins, found without trying every rule.
+//!
+//! Each rule is filed once, under the most selective thing it matches on:
+//! - exact paths, prefixes and templates in a trie of path segments (a
+//!   literal segment is a map key, a `{param}` a wildcard child, a prefix or
+//!   `{*rest}` a list at the node where it starts);
+//! - regexes in one [`regex::bytes::RegexSet`], run once per request;
+//! - rules on every path (`prefix: "/"`) under their Envoy route names, or
+//!   else their exact host names, or else in a short list of rules that are
+//!   candidates for every request.
+//!
+//! A lookup walks the trie along the request's segments (one map lookup per
+//! segment and live node), runs the regex set, and looks up the route name
+//! and host: that yields the candidates, every one of which matches the path.
+//! The candidates are tried in rule order on the remaining conditions
+//! (method, host, route name), so the first that passes is the first rule
+//! of the table that matches. The cost depends on the path's length and the
+//! rules that share it, not on the number of rules.
+
+use std::collections::BTreeMap;
+
+use crate::routes::{PathMatch, PathRegex, REGEX_NEST_LIMIT, TemplateSegment, segments};
+use crate::rules::{RouteFacts, Rule};
+
+/// Bound on the compiled size of all route regexes together.
+pub const REGEX_SET_SIZE_LIMIT: usize = 4 * 1024 * 1024;
+/// Bound on the lazy-DFA cache of the regex set.
+pub const REGEX_SET_DFA_SIZE_LIMIT: usize = 2 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    children: BTreeMap<String, Node>,
+    param: Option<Box<Node>>,
+    /// Rules whose path ends exactly here (exact paths, templates).
+    exact: Vec<u32>,
+    /// Prefix rules: this node and everything below.
+    prefix: Vec<u32>,
+    /// `{*rest}` templates: one or more segments below this node.
+    rest: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct RegexIndex {
+    set: regex::bytes::RegexSet,
+    rules: Vec<u32>,
+}
+
+/// See the module docs.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    root: Node,
+    regex: Option<RegexIndex>,
+    by_route_name: BTreeMap<String, Vec<u32>>,
+    by_host: BTreeMap<String, Vec<u32>>,
+    everywhere: Vec<u32>,
+}
+
+impl RouteTable {
+    /// Files every rule. Fails only if the regexes together exceed the size bound.
+    pub(crate) fn build(rules: &[Rule]) -> Result<RouteTable, String> {
+        let mut t = RouteTable::default();
+        let mut patterns = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            let i = u32::try_from(i).map_err(|_| "too many rules".to_owned())?;
+            match &rule.path {
+                PathMatch::Regex(r) => {
+                    patterns.push(PathRegex::anchored(r.as_str()));
+                    if let Some(idx) = &mut t.regex {
+                        idx.rules.push(i);
+                    } else {
+                        t.regex = Some(RegexIndex {
+                            set: regex::bytes::RegexSet::empty(),
+                            rules: vec![i],
+                        });
+                    }
+                }
+                p if p.is_everything() => {
+                    let exact_hosts: Option<Vec<&str>> =
+                        rule.hosts.iter().map(|h| h.exact_name()).collect();
+                    if !rule.route_names.is_empty() {
+                        for n in &rule.route_names {
+                            t.by_route_name.entry(n.clone()).or_default().push(i);
+                        }
+                    } else if let Some(hosts) = exact_hosts.filter(|h| !h.is_empty()) {
+                        for h in hosts {
+                            let list = t.by_host.entry(h.to_owned()).or_default();
+                            if !list.contains(&i) {
+                                list.push(i);
+                            }
+                        }
+                    } else {
+                        t.everywhere.push(i);
+                    }
+                }
+                PathMatch::Exact(p) => node_at(&mut t.root, segments(p)).exact.push(i),
+                PathMatch::Prefix(p) => node_at(&mut t.root, segments(p)).prefix.push(i),
+                PathMatch::Template(tpl) => {
+                    let mut node = &mut t.root;
+                    let mut rest = false;
+                    for seg in tpl.segments() {
+                        node = match seg {
+                            TemplateSegment::Literal(l) => {
+                                node.children.entry(l.clone()).or_default()
+                            }
+                            TemplateSegment::Param(_) => {
+                                node.param.get_or_insert_with(Box::default)
+                            }
+                            TemplateSegment::Rest(_) => {
+                                rest = true;
+                                break;
+                            }
+                        };
+                    }
+                    if rest {
+                        node.rest.push(i);
+                    } else {
+                        node.exact.push(i);
+                    }
+                }
+            }
+        }
+        if let Some(idx) = &mut t.regex {
+            idx.set = regex::bytes::RegexSetBuilder::new(&patterns)
+                .unicode(false)
+                .size_limit(REGEX_SET_SIZE_LIMIT)
+                .dfa_size_limit(REGEX_SET_DFA_SIZE_LIMIT)
+                .nest_limit(REGEX_NEST_LIMIT)
+                .build()
+                .map_err(|e| e.to_string().replace('\n', " "))?;
+        }
+        Ok(t)
+    }
+
+    /// Index of the first rule matching `facts`.
+    pub(crate) fn lookup(&self, rules: &[Rule], facts: &RouteFacts<'_>) -> Option<usize> {
+        let mut candidates: Vec<u32> = self.everywhere.clone();
+        if let Some(list) = facts.route_name.and_then(|n| self.by_route_name.get(n)) {
+            candidates.extend_from_slice(list);
+        }
+        if let Some(list) = facts.host.and_then(|(h, _)| self.by_host.get(h)) {
+            candidates.extend_from_slice(list);
+        }
+        if let Some(idx) = &self.regex {
+            for k in idx.set.matches(facts.path.as_bytes()).iter() {
+                candidates.extend(idx.rules.get(k));
+            }
+        }
+        let mut active: Vec<&Node> = vec![&self.root];
+        let mut next: Vec<&Node> = Vec::new();
+        candidates.extend_from_slice(&self.root.prefix);
+        for seg in segments(facts.path) {
+            next.clear();
+            for node in &active {
+                candidates.extend_from_slice(&node.rest);
+                if let Some(child) = node.children.get(seg) {
+                    next.push(child);
+                }
+                if let Some(p) = &node.param {
+                    next.push(p);
+                }
+            }
+            for node in &next {
+                candidates.extend_from_slice(&node.prefix);
+            }
+            std::mem::swap(&mut active, &mut next);
+            if active.is_empty() {
+                break;
+            }
+        }
+        for node in &active {
+            candidates.extend_from_slice(&node.exact);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates
+            .into_iter()
+            .filter_map(|i| usize::try_from(i).ok())
+            .find(|&i| rules.get(i).is_some_and(|r| r.matches_besides_path(facts)))
+    }
+}
+
+fn node_at<'a, 'b>(mut node: &'a mut Node, segs: impl Iterator<Item = &'b str>) -> &'a mut Node {
+    for s in segs {
+        node = node.children.entry(s.to_owned()).or_default();
+    }
+    node
+}
