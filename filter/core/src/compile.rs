@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 
 use crate::config::{Config, ProviderConfig, RemoteJwksConfig, TokenSourceConfig};
 use crate::jwks::RemoteJwks;
-use crate::keys::{Alg, AlgSet, JwksError, KeyError, key_from_base64_secret, key_from_pem, parse_jwks};
+use crate::keys::{
+    Alg, AlgSet, JwksError, KeyError, key_from_base64_secret, key_from_pem, parse_jwks,
+};
 use crate::rules::{Authz, RuleProblem};
 use crate::token::TokenSource;
 use crate::verify::Provider;
@@ -273,7 +275,12 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
     }
     let mut managed_headers: Vec<String> = providers
         .iter()
-        .flat_map(|p: &Provider| p.claims_to_headers.iter().map(|(_, h)| h.clone()))
+        .flat_map(|p: &Provider| {
+            p.claims_to_headers
+                .iter()
+                .map(|(_, h)| h.clone())
+                .chain(p.payload_header.clone())
+        })
         .collect();
     if authz.any_dry_run() {
         managed_headers.push(crate::rules::DRY_RUN_HEADER.to_owned());
@@ -402,7 +409,10 @@ fn compile_remote(at: &str, r: &RemoteJwksConfig, errors: &mut Errors) -> Option
     if let Some(path) = &r.path
         && !path.starts_with('/')
     {
-        errors.push(format!("{at}.path"), Problem::InvalidPath("must start with /".into()));
+        errors.push(
+            format!("{at}.path"),
+            Problem::InvalidPath("must start with /".into()),
+        );
     }
     let timeout_ms = r.timeout_ms.unwrap_or(5000);
     if !(100..=60_000).contains(&timeout_ms) {
@@ -505,6 +515,21 @@ fn compile_provider(
             Problem::OutOfRange(format!("must be between 64 and {MAX_MAX_TOKEN_BYTES}")),
         );
     }
+    let payload_header = match &p.payload_header {
+        None => None,
+        Some(h) => {
+            let lower = h.to_ascii_lowercase();
+            if !is_header_name(&lower) || lower == "authorization" {
+                errors.push(
+                    format!("{at}.payload_header"),
+                    Problem::InvalidHeaderName(h.clone()),
+                );
+                None
+            } else {
+                Some(lower)
+            }
+        }
+    };
     let mut claims_to_headers = Vec::new();
     for (claim, header) in &p.claims_to_headers {
         let path = format!("{at}.claims_to_headers.{claim}");
@@ -600,7 +625,11 @@ fn compile_provider(
             .iter()
             .filter(|a| a.family() != crate::keys::KeyFamily::Hmac)
             .collect();
-        AlgSet::from_iter(asymmetric.iter().chain(keys.iter().flat_map(|k| k.algs().iter())))
+        AlgSet::from_iter(
+            asymmetric
+                .iter()
+                .chain(keys.iter().flat_map(|k| k.algs().iter())),
+        )
     } else {
         keys.iter().fold(AlgSet::EMPTY, |acc, k| {
             AlgSet::from_iter(acc.iter().chain(k.algs().iter()))
@@ -616,6 +645,7 @@ fn compile_provider(
         max_token_bytes,
         keys,
         claims_to_headers,
+        payload_header,
         forward_token: p.forward_token.unwrap_or(false),
         sources: source_indices,
         required_claims: p.required_claims.clone().into_iter().collect(),

@@ -111,6 +111,10 @@ pub struct ProviderConfig {
     /// Inbound copies of these headers are always removed first.
     #[serde(default)]
     pub claims_to_headers: BTreeMap<String, String>,
+    /// Header to carry the verified token's payload, base64url as in the
+    /// token. Inbound copies are always removed first.
+    #[serde(default)]
+    pub payload_header: Option<String>,
     /// Keep the token where it was found when forwarding upstream. Default
     /// `false`: the token is removed (header dropped, query parameter or
     /// cookie cut out).

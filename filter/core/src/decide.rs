@@ -1,7 +1,7 @@
 //! Request facts x policy -> decision.
 
 use crate::compile::{Access, Policy, Rule};
-use crate::principal::Principal;
+use crate::principal::{ClaimPath, Principal};
 use crate::reason::Reason;
 use crate::routes::{normalize, parse_authority};
 use crate::rules::{DRY_RUN_HEADER, RouteFacts, Verdict};
@@ -45,8 +45,10 @@ pub struct Pending {
     pub provider: usize,
     /// `true`: keys exist but none has the token's `kid`; a refetch may help.
     pub unknown_kid: bool,
-    /// The answer if waiting is not possible (503 `jwks_unavailable`, or 401 `unknown_kid`).
+    /// The denial if waiting is not possible (503 `jwks_unavailable`, or 401 `unknown_kid`).
     pub fallback: Deny,
+    /// What to do then: `Deny(fallback)`, or in dry-run an `Allow` carrying it.
+    pub otherwise: Box<Decision>,
 }
 
 impl Decision {
@@ -108,6 +110,8 @@ pub struct Deny {
     pub required_scopes: Vec<String>,
     /// Detail for the debug log; never sent to the client.
     pub detail: String,
+    /// The provider that verified (or chose, by `iss`) the token, if any: for per-provider counters.
+    pub provider: Option<String>,
 }
 
 impl Request<'_> {
@@ -207,11 +211,17 @@ impl Policy {
             realm: self.realm.clone(),
             required_scopes: Vec::new(),
             detail,
+            provider: None,
         };
         let path = match normalize(req.path) {
             Ok(p) => p,
             Err(e) => {
-                let d = deny(400, Reason::InvalidPath, None, format!("path {:?}: {e}", req.path));
+                let d = deny(
+                    400,
+                    Reason::InvalidPath,
+                    None,
+                    format!("path {:?}: {e}", req.path),
+                );
                 return self.settle(req, None, Err(d), None, &[], None);
             }
         };
@@ -224,7 +234,14 @@ impl Policy {
                 .flatten()
                 .map(|p| p.sources)
                 .unwrap_or_default();
-            return Decision::Allow(self.allow(req, None, Reason::CorsPreflight, None, &found, None));
+            return Decision::Allow(self.allow(
+                req,
+                None,
+                Reason::CorsPreflight,
+                None,
+                &found,
+                None,
+            ));
         }
         let host = if self.authz.uses_hosts {
             req.header(":authority").and_then(parse_authority)
@@ -283,13 +300,15 @@ impl Policy {
                 self.settle(req, Some(rule), Ok(Reason::Public), None, found_at, Some(f))
             }
             (_, None) => {
-                let d = deny(401, Reason::TokenMissing, Some(rule), "no bearer token".into());
+                let d = deny(
+                    401,
+                    Reason::TokenMissing,
+                    Some(rule),
+                    "no bearer token".into(),
+                );
                 self.settle(req, Some(rule), Err(d), None, found_at, None)
             }
-            (_, Some(Err(f))) => match self.token_refused(rule, f) {
-                Decision::Deny(d) => self.settle(req, Some(rule), Err(d), None, found_at, None),
-                other => other,
-            },
+            (_, Some(Err(f))) => self.token_refused(req, rule, f, found_at),
             (_, Some(Ok(p))) => match self.authz.evaluate(rule, &p) {
                 Verdict::Allow(reason) => {
                     self.settle(req, Some(rule), Ok(reason), Some(p), found_at, None)
@@ -301,6 +320,7 @@ impl Policy {
                 } => {
                     let d = Deny {
                         required_scopes,
+                        provider: Some(p.provider.clone()),
                         ..deny(403, reason, Some(rule), detail)
                     };
                     self.settle(req, Some(rule), Err(d), Some(p), found_at, None)
@@ -330,7 +350,9 @@ impl Policy {
         ignored_token: Option<Failure>,
     ) -> Decision {
         let dry_run = self.authz.dry_run || rule.is_some_and(|r| r.dry_run);
-        let rule_attr = rule.map(|r| format!("; rule={}", r.name)).unwrap_or_default();
+        let rule_attr = rule
+            .map(|r| format!("; rule={}", r.name))
+            .unwrap_or_default();
         match outcome {
             Ok(reason) => {
                 let mut a = self.allow(req, rule, reason, principal, found_at, ignored_token);
@@ -357,11 +379,21 @@ impl Policy {
 
     /// A refused token on a rule that needs one: 401, or pending when the
     /// failure is one a JWKS fetch may cure.
-    fn token_refused(&self, rule: &Rule, f: Failure) -> Decision {
+    fn token_refused(
+        &self,
+        req: &Request<'_>,
+        rule: &Rule,
+        f: Failure,
+        found_at: &[usize],
+    ) -> Decision {
         let remote = f
             .provider
             .filter(|i| self.providers.get(*i).is_some_and(|p| p.remote.is_some()));
-        let status = if f.reason == Reason::JwksUnavailable { 503 } else { 401 };
+        let status = if f.reason == Reason::JwksUnavailable {
+            503
+        } else {
+            401
+        };
         let deny = Deny {
             status,
             reason: f.reason,
@@ -369,16 +401,22 @@ impl Policy {
             realm: self.realm.clone(),
             required_scopes: Vec::new(),
             detail: f.detail,
+            provider: f
+                .provider
+                .and_then(|i| self.providers.get(i))
+                .map(|p| p.name.clone()),
         };
+        let settled = self.settle(req, Some(rule), Err(deny.clone()), None, found_at, None);
         match (remote, f.reason) {
             (Some(provider), Reason::JwksUnavailable | Reason::UnknownKid) => {
                 Decision::Pending(Pending {
                     provider,
                     unknown_kid: f.reason == Reason::UnknownKid,
                     fallback: deny,
+                    otherwise: Box::new(settled),
                 })
             }
-            _ => Decision::Deny(deny),
+            _ => settled,
         }
     }
 
@@ -426,9 +464,24 @@ impl Policy {
         }
         if let (Some(p), Some(provider)) = (&principal, provider) {
             for (claim, header) in &provider.claims_to_headers {
-                if let Some(value) = p.claims.get(claim).and_then(header_value) {
+                // A claim of that exact name, else the dotted path into nested objects.
+                let value = p.claims.get(claim).or_else(|| {
+                    ClaimPath::from_json(&serde_json::Value::String(claim.clone()))
+                        .ok()
+                        .and_then(|path| path.get(&p.claims))
+                });
+                if let Some(value) = value.and_then(header_value) {
                     set_headers.push((header.clone(), value));
                 }
+            }
+            if let (Some(header), Some(payload)) = (
+                &provider.payload_header,
+                self.presented_token(req)
+                    .ok()
+                    .flatten()
+                    .and_then(|t| t.token.split('.').nth(1).map(str::to_owned)),
+            ) {
+                set_headers.push((header.clone(), payload));
             }
         }
         Allow {

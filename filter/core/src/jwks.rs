@@ -69,7 +69,9 @@ impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FetchError::Status(s) => write!(f, "HTTP status {s}"),
-            FetchError::TooLarge(n) => write!(f, "document of {n} bytes exceeds {MAX_DOCUMENT_BYTES}"),
+            FetchError::TooLarge(n) => {
+                write!(f, "document of {n} bytes exceeds {MAX_DOCUMENT_BYTES}")
+            }
             FetchError::NotJson(e) => write!(f, "not JSON: {e}"),
             FetchError::Jwks(e) => f.write_str(e),
             FetchError::NoUsableKeys => f.write_str("no usable signing key in the JWKS"),
@@ -155,9 +157,9 @@ impl RemoteKeys {
     /// Whether an unknown `kid` may trigger a refetch now; if so, records the
     /// wish (the next [`RemoteKeys::next_fetch`] returns a fetch).
     pub fn want_refetch_for_unknown_kid(&mut self, now: i64) -> bool {
-        let allowed = self.last_kid_refetch.is_none_or(|t| {
-            now >= t.saturating_add(self.config.min_refetch_interval_seconds)
-        });
+        let allowed = self
+            .last_kid_refetch
+            .is_none_or(|t| now >= t.saturating_add(self.config.min_refetch_interval_seconds));
         if allowed {
             self.last_kid_refetch = Some(now);
             self.refetch_wanted = true;
@@ -218,9 +220,16 @@ impl RemoteKeys {
     /// The answer to the in-flight fetch. On success with a JWKS, the new keys
     /// replace the old ones; with discovery, the JWKS path is learnt and the
     /// JWKS fetch is due at once.
-    pub fn answered(&mut self, now: i64, status: u16, body: &[u8]) -> Result<Option<Loaded>, FetchError> {
+    pub fn answered(
+        &mut self,
+        now: i64,
+        status: u16,
+        body: &[u8],
+    ) -> Result<Option<Loaded>, FetchError> {
         let Some((fetch, _)) = self.in_flight.take() else {
-            return Err(FetchError::Jwks("an answer arrived for no fetch in flight".into()));
+            return Err(FetchError::Jwks(
+                "an answer arrived for no fetch in flight".into(),
+            ));
         };
         let result = self.accept(&fetch, status, body);
         match &result {
@@ -239,14 +248,20 @@ impl RemoteKeys {
         result
     }
 
-    fn accept(&mut self, fetch: &Fetch, status: u16, body: &[u8]) -> Result<Option<Loaded>, FetchError> {
+    fn accept(
+        &mut self,
+        fetch: &Fetch,
+        status: u16,
+        body: &[u8],
+    ) -> Result<Option<Loaded>, FetchError> {
         if status != 200 {
             return Err(FetchError::Status(status));
         }
         if body.len() > MAX_DOCUMENT_BYTES {
             return Err(FetchError::TooLarge(body.len()));
         }
-        let doc: Value = serde_json::from_slice(body).map_err(|e| FetchError::NotJson(e.to_string()))?;
+        let doc: Value =
+            serde_json::from_slice(body).map_err(|e| FetchError::NotJson(e.to_string()))?;
         match fetch {
             Fetch::Discovery { .. } => {
                 let issuer = doc.get("issuer").and_then(Value::as_str);
@@ -261,7 +276,9 @@ impl RemoteKeys {
                     .and_then(Value::as_str)
                     .ok_or_else(|| FetchError::Discovery("no jwks_uri".into()))?;
                 self.jwks_path = Some(path_of(uri).ok_or_else(|| {
-                    FetchError::Discovery(format!("jwks_uri {uri:?} is not an absolute http(s) URL"))
+                    FetchError::Discovery(format!(
+                        "jwks_uri {uri:?} is not an absolute http(s) URL"
+                    ))
                 })?);
                 Ok(None)
             }
@@ -278,7 +295,8 @@ impl RemoteKeys {
         if self.fetched_at.is_some_and(|t| t >= fetched_at) {
             return Ok(None);
         }
-        let doc: Value = serde_json::from_slice(body).map_err(|e| FetchError::NotJson(e.to_string()))?;
+        let doc: Value =
+            serde_json::from_slice(body).map_err(|e| FetchError::NotJson(e.to_string()))?;
         let loaded = self.load(&doc)?;
         self.fetched_at = Some(fetched_at);
         self.failures = 0;
@@ -298,7 +316,11 @@ impl RemoteKeys {
         for (i, key) in parsed.keys.into_iter().enumerate() {
             // Shared secrets never come over the network.
             if key.material().family() == KeyFamily::Hmac {
-                skipped.push((i, key.kid().map(str::to_owned), "symmetric keys are not accepted from a remote JWKS".into()));
+                skipped.push((
+                    i,
+                    key.kid().map(str::to_owned),
+                    "symmetric keys are not accepted from a remote JWKS".into(),
+                ));
                 continue;
             }
             if let Some(k) = key.restrict(self.allowed) {
@@ -358,7 +380,10 @@ mod tests {
     #[test]
     fn path_of_urls() {
         assert_eq!(path_of("https://auth.test/keys").as_deref(), Some("/keys"));
-        assert_eq!(path_of("http://auth.test:8080/a/b?x=1").as_deref(), Some("/a/b?x=1"));
+        assert_eq!(
+            path_of("http://auth.test:8080/a/b?x=1").as_deref(),
+            Some("/a/b?x=1")
+        );
         assert_eq!(path_of("https://auth.test"), None);
         assert_eq!(path_of("/keys"), None);
         assert_eq!(path_of("ftp://x/y"), None);

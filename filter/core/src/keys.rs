@@ -559,9 +559,9 @@ mod tests {
     use super::*;
     // On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
     // (filter/scripts/test-core-wasm.sh).
+    use serde_json::json;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use serde_json::json;
 
     #[test]
     fn alg_names_round_trip_and_none_is_not_an_algorithm() {

@@ -26,6 +26,6 @@ pub mod verify;
 
 pub use compile::{ConfigError, Policy, compile, compile_json};
 pub use decide::{Allow, Decision, Deny, Pending, Request};
-pub use verify::{KeySource, StaticKeysOnly};
 pub use principal::Principal;
 pub use reason::Reason;
+pub use verify::{KeySource, StaticKeysOnly};

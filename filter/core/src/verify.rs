@@ -30,8 +30,10 @@ pub struct Provider {
     pub(crate) require_exp: bool,
     pub(crate) max_token_bytes: usize,
     pub(crate) keys: Vec<Key>,
-    /// (claim name, header name), header names lower-case.
+    /// (claim name or dotted path, header name), header names lower-case.
     pub(crate) claims_to_headers: Vec<(String, String)>,
+    /// Header carrying the token's payload segment (base64url of its JSON).
+    pub(crate) payload_header: Option<String>,
     pub(crate) forward_token: bool,
     /// Indices into the policy's token sources.
     pub(crate) sources: Vec<usize>,
@@ -114,7 +116,14 @@ pub fn verify(
     now: i64,
     max_token_bytes: usize,
 ) -> Result<Principal, Failure> {
-    verify_with_keys(providers, accepts, token, now, max_token_bytes, &StaticKeysOnly)
+    verify_with_keys(
+        providers,
+        accepts,
+        token,
+        now,
+        max_token_bytes,
+        &StaticKeysOnly,
+    )
 }
 
 /// [`verify`], with run-time fetched keys from `fetched`.
@@ -198,7 +207,15 @@ pub fn verify_with_keys(
             format!("no provider for issuer {iss:?}"),
         );
     };
-    check_provider(provider, &untrusted, alg, token, now, fetched.fetched(index)).map_err(|mut f| {
+    check_provider(
+        provider,
+        &untrusted,
+        alg,
+        token,
+        now,
+        fetched.fetched(index),
+    )
+    .map_err(|mut f| {
         f.provider = Some(index);
         f
     })
@@ -340,7 +357,17 @@ fn check_provider(
             );
         }
     }
-    let custom = claims.custom;
+    let mut custom = claims.custom;
+    // jwt-compact keeps the time claims apart; the principal has them all.
+    for (name, at) in [
+        ("exp", claims.expiration),
+        ("nbf", claims.not_before),
+        ("iat", claims.issued_at),
+    ] {
+        if let Some(at) = at {
+            custom.insert(name.to_owned(), Value::from(at.timestamp()));
+        }
+    }
     for (claim, want) in &provider.required_claims {
         if custom.get(claim) != Some(want) {
             return fail(

@@ -147,7 +147,10 @@ fn scopes_match_exactly_and_case_sensitively() {
 #[test]
 fn public_route_needs_no_token_and_ignores_a_bad_one() {
     let a = allow(decide("GET", "/healthz", None));
-    assert_eq!((a.rule.as_deref(), a.reason), (Some("health"), Reason::Public));
+    assert_eq!(
+        (a.rule.as_deref(), a.reason),
+        (Some("health"), Reason::Public)
+    );
     assert!(a.principal.is_none());
     assert!(
         a.remove_headers.contains(&"x-scopegate-sub".to_owned()),
@@ -165,7 +168,12 @@ fn public_route_needs_no_token_and_ignores_a_bad_one() {
 #[test]
 fn authenticated_route_takes_any_valid_token() {
     let t = sign("EdDSA", Some("ed-1"), &claims(""));
-    assert_eq!(allow(decide("DELETE", "/me/sessions", Some(&t))).rule.as_deref(), Some("me"));
+    assert_eq!(
+        allow(decide("DELETE", "/me/sessions", Some(&t)))
+            .rule
+            .as_deref(),
+        Some("me")
+    );
     assert_eq!(deny(decide("GET", "/me", Some("x.y.z"))).status, 401);
 }
 

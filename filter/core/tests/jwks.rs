@@ -1,5 +1,10 @@
 //! The remote JWKS state machine, PEM keys and HMAC secrets.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 use common::*;
@@ -36,13 +41,28 @@ fn jwks_body() -> Vec<u8> {
 #[test]
 fn first_fetch_then_refresh_ahead_of_expiry() {
     let mut r = remote(false);
-    assert_eq!(r.next_fetch(0), Some(Fetch::Jwks { path: "/jwks".into() }));
-    r.started(Fetch::Jwks { path: "/jwks".into() }, 0);
+    assert_eq!(
+        r.next_fetch(0),
+        Some(Fetch::Jwks {
+            path: "/jwks".into()
+        })
+    );
+    r.started(
+        Fetch::Jwks {
+            path: "/jwks".into(),
+        },
+        0,
+    );
     assert_eq!(r.next_fetch(1), None, "one fetch at a time");
     let loaded = r.answered(1, 200, &jwks_body()).unwrap().unwrap();
     // The oct key of the test JWKS is refused from a remote source.
     assert_eq!(loaded.keys, 5);
-    assert!(loaded.skipped.iter().any(|(_, kid, why)| kid.as_deref() == Some("hs-1") && why.contains("symmetric")));
+    assert!(
+        loaded
+            .skipped
+            .iter()
+            .any(|(_, kid, why)| kid.as_deref() == Some("hs-1") && why.contains("symmetric"))
+    );
     assert_eq!(r.next_fetch(100), None, "fresh keys");
     // Refreshed 60 s (a tenth of 600, capped) before the cache expires.
     assert_eq!(r.next_fetch(1 + 600 - 61), None);
@@ -52,44 +72,95 @@ fn first_fetch_then_refresh_ahead_of_expiry() {
 #[test]
 fn failures_keep_stale_keys_and_back_off() {
     let mut r = remote(false);
-    r.started(Fetch::Jwks { path: "/jwks".into() }, 0);
+    r.started(
+        Fetch::Jwks {
+            path: "/jwks".into(),
+        },
+        0,
+    );
     r.answered(0, 200, &jwks_body()).unwrap();
     let at = 600;
-    r.started(Fetch::Jwks { path: "/jwks".into() }, at);
-    assert_eq!(r.answered(at, 503, b"upstream connect error").unwrap_err(), FetchError::Status(503));
+    r.started(
+        Fetch::Jwks {
+            path: "/jwks".into(),
+        },
+        at,
+    );
+    assert_eq!(
+        r.answered(at, 503, b"upstream connect error").unwrap_err(),
+        FetchError::Status(503)
+    );
     assert!(r.keys().is_some(), "stale keys beat an outage");
     assert!(r.is_stale(at));
     // Backoff 1, 2, 4 ... seconds.
     assert_eq!(r.next_fetch(at), None);
     assert!(r.next_fetch(at + 1).is_some());
-    for (i, bad) in [&b"not json"[..], b"{\"keys\": 5}", b"{\"keys\": []}"].iter().enumerate() {
-        r.started(Fetch::Jwks { path: "/jwks".into() }, at + 10);
+    for (i, bad) in [&b"not json"[..], b"{\"keys\": 5}", b"{\"keys\": []}"]
+        .iter()
+        .enumerate()
+    {
+        r.started(
+            Fetch::Jwks {
+                path: "/jwks".into(),
+            },
+            at + 10,
+        );
         assert!(r.answered(at + 10, 200, bad).is_err(), "{i}");
         assert!(r.keys().is_some());
     }
     assert_eq!(r.failures(), 4);
-    assert_eq!(r.next_fetch(at + 10 + 7), None, "backoff 8 s after four failures");
+    assert_eq!(
+        r.next_fetch(at + 10 + 7),
+        None,
+        "backoff 8 s after four failures"
+    );
     assert!(r.next_fetch(at + 10 + 8).is_some());
     let huge = vec![b' '; 300 * 1024];
-    r.started(Fetch::Jwks { path: "/jwks".into() }, at + 100);
-    assert!(matches!(r.answered(at + 100, 200, &huge), Err(FetchError::TooLarge(_))));
+    r.started(
+        Fetch::Jwks {
+            path: "/jwks".into(),
+        },
+        at + 100,
+    );
+    assert!(matches!(
+        r.answered(at + 100, 200, &huge),
+        Err(FetchError::TooLarge(_))
+    ));
 }
 
 #[test]
 fn unknown_kid_refetch_is_rate_limited() {
     let mut r = remote(false);
-    r.started(Fetch::Jwks { path: "/jwks".into() }, 0);
+    r.started(
+        Fetch::Jwks {
+            path: "/jwks".into(),
+        },
+        0,
+    );
     r.answered(0, 200, &jwks_body()).unwrap();
     assert_eq!(r.next_fetch(10), None);
     assert!(r.want_refetch_for_unknown_kid(10));
     assert!(r.next_fetch(10).is_some(), "the wish makes a fetch due");
-    assert!(!r.want_refetch_for_unknown_kid(20), "second wish within 30 s refused");
-    r.started(Fetch::Jwks { path: "/jwks".into() }, 10);
+    assert!(
+        !r.want_refetch_for_unknown_kid(20),
+        "second wish within 30 s refused"
+    );
+    r.started(
+        Fetch::Jwks {
+            path: "/jwks".into(),
+        },
+        10,
+    );
     r.answered(11, 200, &jwks_body()).unwrap();
     assert_eq!(r.next_fetch(12), None, "the wish was fulfilled");
     assert!(r.want_refetch_for_unknown_kid(40));
     // A failed refetch is not retried for the unknown kid's sake.
-    r.started(Fetch::Jwks { path: "/jwks".into() }, 40);
+    r.started(
+        Fetch::Jwks {
+            path: "/jwks".into(),
+        },
+        40,
+    );
     assert!(r.answered(40, 500, b"").is_err());
     assert_eq!(r.next_fetch(41), None);
     assert_eq!(r.next_fetch(100), None, "fresh keys, no retry loop");
@@ -99,14 +170,30 @@ fn unknown_kid_refetch_is_rate_limited() {
 fn discovery_leads_to_the_jwks_and_checks_the_issuer() {
     let mut r = remote(true);
     let d = r.next_fetch(0).unwrap();
-    assert_eq!(d, Fetch::Discovery { path: "/.well-known/openid-configuration".into() });
+    assert_eq!(
+        d,
+        Fetch::Discovery {
+            path: "/.well-known/openid-configuration".into()
+        }
+    );
     r.started(d.clone(), 0);
     let doc = json!({"issuer": "https://evil.test", "jwks_uri": "https://auth.test/keys"});
-    assert!(matches!(r.answered(0, 200, doc.to_string().as_bytes()), Err(FetchError::Discovery(_))));
+    assert!(matches!(
+        r.answered(0, 200, doc.to_string().as_bytes()),
+        Err(FetchError::Discovery(_))
+    ));
     r.started(d, 2);
     let doc = json!({"issuer": ISS, "jwks_uri": "https://auth.test/oauth/keys?v=2"});
-    assert_eq!(r.answered(2, 200, doc.to_string().as_bytes()).unwrap(), None);
-    assert_eq!(r.next_fetch(2), Some(Fetch::Jwks { path: "/oauth/keys?v=2".into() }));
+    assert_eq!(
+        r.answered(2, 200, doc.to_string().as_bytes()).unwrap(),
+        None
+    );
+    assert_eq!(
+        r.next_fetch(2),
+        Some(Fetch::Jwks {
+            path: "/oauth/keys?v=2".into()
+        })
+    );
 }
 
 #[test]
@@ -114,8 +201,14 @@ fn adopting_a_publication_only_moves_forward() {
     let mut r = remote(false);
     assert!(r.adopt(100, &jwks_body()).unwrap().is_some());
     assert_eq!(r.fetched_at(), Some(100));
-    assert!(r.adopt(50, &jwks_body()).unwrap().is_none(), "older is ignored");
-    assert!(r.adopt(100, &jwks_body()).unwrap().is_none(), "same is ignored");
+    assert!(
+        r.adopt(50, &jwks_body()).unwrap().is_none(),
+        "older is ignored"
+    );
+    assert!(
+        r.adopt(100, &jwks_body()).unwrap().is_none(),
+        "same is ignored"
+    );
     assert_eq!(r.next_fetch(200), None, "adopted keys are fresh");
 }
 
@@ -133,35 +226,71 @@ fn a_remote_provider_decides_pending_until_keys_arrive() {
     p.as_object_mut().unwrap().remove("jwks");
     p["remote_jwks"] = json!({"cluster": "auth", "authority": "auth.test"});
     let policy = compile_json(c.to_string().as_bytes()).unwrap();
-    let t = format!("Bearer {}", sign("RS256", Some("rsa-1"), &claims("svc-a:orders:read")));
+    let t = format!(
+        "Bearer {}",
+        sign("RS256", Some("rsa-1"), &claims("svc-a:orders:read"))
+    );
     let headers = [("authorization", t.as_str())];
-    let req = Request { method: "GET", path: "/orders", headers: &headers, now_unix_seconds: NOW, route_name: None };
+    let req = Request {
+        method: "GET",
+        path: "/orders",
+        headers: &headers,
+        now_unix_seconds: NOW,
+        route_name: None,
+    };
     match policy.decide(&req) {
         Decision::Pending(p) => {
             assert_eq!((p.provider, p.unknown_kid), (0, false));
-            assert_eq!((p.fallback.status, p.fallback.reason), (503, Reason::JwksUnavailable));
+            assert_eq!(
+                (p.fallback.status, p.fallback.reason),
+                (503, Reason::JwksUnavailable)
+            );
         }
         other => panic!("{other:?}"),
     }
     let mut r = remote(false);
     r.adopt(NOW, &jwks_body()).unwrap();
     let keys = Fetched(r.keys().unwrap().to_vec());
-    assert!(matches!(policy.decide_with(&req, &keys), Decision::Allow(_)));
+    assert!(matches!(
+        policy.decide_with(&req, &keys),
+        Decision::Allow(_)
+    ));
     // A kid the fetched set lacks: pending with unknown_kid, fallback 401.
-    let t = format!("Bearer {}", sign("RS256", Some("rsa-new"), &claims("svc-a:orders:read")));
+    let t = format!(
+        "Bearer {}",
+        sign("RS256", Some("rsa-new"), &claims("svc-a:orders:read"))
+    );
     let headers = [("authorization", t.as_str())];
-    let req = Request { method: "GET", path: "/orders", headers: &headers, now_unix_seconds: NOW, route_name: None };
+    let req = Request {
+        method: "GET",
+        path: "/orders",
+        headers: &headers,
+        now_unix_seconds: NOW,
+        route_name: None,
+    };
     match policy.decide_with(&req, &keys) {
         Decision::Pending(p) => {
             assert!(p.unknown_kid);
-            assert_eq!((p.fallback.status, p.fallback.reason), (401, Reason::UnknownKid));
+            assert_eq!(
+                (p.fallback.status, p.fallback.reason),
+                (401, Reason::UnknownKid)
+            );
         }
         other => panic!("{other:?}"),
     }
     // HS256 is not accepted from a remote-only provider.
-    let t = format!("Bearer {}", sign("HS256", Some("hs-1"), &claims("svc-a:orders:read")));
+    let t = format!(
+        "Bearer {}",
+        sign("HS256", Some("hs-1"), &claims("svc-a:orders:read"))
+    );
     let headers = [("authorization", t.as_str())];
-    let req = Request { method: "GET", path: "/orders", headers: &headers, now_unix_seconds: NOW, route_name: None };
+    let req = Request {
+        method: "GET",
+        path: "/orders",
+        headers: &headers,
+        now_unix_seconds: NOW,
+        route_name: None,
+    };
     match policy.decide_with(&req, &keys) {
         Decision::Deny(d) => assert_eq!(d.reason, Reason::AlgorithmNotAllowed),
         other => panic!("{other:?}"),
@@ -172,13 +301,30 @@ fn a_remote_provider_decides_pending_until_keys_arrive() {
 fn remote_jwks_config_errors_name_the_field() {
     let mut c = config(default_rules());
     c["providers"][0]["remote_jwks"] = json!({"cluster": "", "authority": "a b", "path": "jwks", "timeout_ms": 5, "cache_duration_seconds": 1});
-    let errs: Vec<String> = compile_json(c.to_string().as_bytes()).unwrap_err().iter().map(ToString::to_string).collect();
-    for field in ["cluster", "authority", "path", "timeout_ms", "cache_duration_seconds"] {
-        assert!(errs.iter().any(|e| e.starts_with(&format!("providers[0].remote_jwks.{field}"))), "{field}: {errs:?}");
+    let errs: Vec<String> = compile_json(c.to_string().as_bytes())
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for field in [
+        "cluster",
+        "authority",
+        "path",
+        "timeout_ms",
+        "cache_duration_seconds",
+    ] {
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(&format!("providers[0].remote_jwks.{field}"))),
+            "{field}: {errs:?}"
+        );
     }
     c["providers"][0]["remote_jwks"] = json!({"cluster": "auth"});
     let errs = compile_json(c.to_string().as_bytes()).unwrap_err();
-    assert!(errs[0].to_string().contains("missing field `authority`"), "{errs:?}");
+    assert!(
+        errs[0].to_string().contains("missing field `authority`"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -186,14 +332,42 @@ fn pem_keys_of_every_type_and_base64_secrets() {
     use ed25519_dalek::pkcs8::EncodePublicKey as _;
     let k = keys();
     let pems = [
-        ("RS256", k.rsa.to_public_key().to_public_key_pem(Default::default()).unwrap()),
-        ("ES256", k.p256.verifying_key().to_public_key_pem(Default::default()).unwrap()),
-        ("ES384", k.p384.verifying_key().to_public_key_pem(Default::default()).unwrap()),
-        ("EdDSA", k.ed.verifying_key().to_public_key_pem(Default::default()).unwrap()),
+        (
+            "RS256",
+            k.rsa
+                .to_public_key()
+                .to_public_key_pem(Default::default())
+                .unwrap(),
+        ),
+        (
+            "ES256",
+            k.p256
+                .verifying_key()
+                .to_public_key_pem(Default::default())
+                .unwrap(),
+        ),
+        (
+            "ES384",
+            k.p384
+                .verifying_key()
+                .to_public_key_pem(Default::default())
+                .unwrap(),
+        ),
+        (
+            "EdDSA",
+            k.ed.verifying_key()
+                .to_public_key_pem(Default::default())
+                .unwrap(),
+        ),
     ];
     for (alg, pem) in &pems {
-        let key = key_from_pem(Some("k".into()), pem, None).unwrap_or_else(|e| panic!("{alg}: {e}"));
-        assert!(key.algs().contains(scopegate_core::keys::Alg::from_name(alg).unwrap()), "{alg}");
+        let key =
+            key_from_pem(Some("k".into()), pem, None).unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert!(
+            key.algs()
+                .contains(scopegate_core::keys::Alg::from_name(alg).unwrap()),
+            "{alg}"
+        );
     }
     // Policy with PEM keys verifies tokens.
     let mut c = config(default_rules());
@@ -202,21 +376,41 @@ fn pem_keys_of_every_type_and_base64_secrets() {
     p["pem_keys"] = json!([{"kid": "rsa-1", "pem": pems[0].1}, {"pem": pems[3].1, "alg": "EdDSA"}]);
     p["hmac_secrets"] = json!([{"kid": "hs-1", "secret": base64_std(&HMAC_SECRET)}]);
     let policy = compile_json(c.to_string().as_bytes()).unwrap();
-    for (alg, kid) in [("RS256", Some("rsa-1")), ("EdDSA", None), ("HS512", Some("hs-1"))] {
+    for (alg, kid) in [
+        ("RS256", Some("rsa-1")),
+        ("EdDSA", None),
+        ("HS512", Some("hs-1")),
+    ] {
         let t = format!("Bearer {}", sign(alg, kid, &claims("svc-a:orders:read")));
         let headers = [("authorization", t.as_str())];
-        let d = policy.decide(&Request { method: "GET", path: "/orders", headers: &headers, now_unix_seconds: NOW, route_name: None });
+        let d = policy.decide(&Request {
+            method: "GET",
+            path: "/orders",
+            headers: &headers,
+            now_unix_seconds: NOW,
+            route_name: None,
+        });
         assert!(matches!(d, Decision::Allow(_)), "{alg}: {d:?}");
     }
     // Errors: private key, garbage, short secret, wrong alg for the key.
-    assert!(key_from_pem(None, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----", None).is_err());
+    assert!(
+        key_from_pem(
+            None,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+            None
+        )
+        .is_err()
+    );
     assert!(key_from_pem(None, "hello", None).is_err());
     assert!(key_from_pem(None, &pems[0].1, Some("ES256")).is_err());
     assert!(key_from_base64_secret(None, "c2hvcnQ=", None).is_err());
     let mut c = config(default_rules());
     c["providers"][0]["pem_keys"] = json!([{"pem": "nope"}]);
     let errs = compile_json(c.to_string().as_bytes()).unwrap_err();
-    assert!(errs[0].to_string().starts_with("providers[0].pem_keys[0]"), "{errs:?}");
+    assert!(
+        errs[0].to_string().starts_with("providers[0].pem_keys[0]"),
+        "{errs:?}"
+    );
 }
 
 fn base64_std(b: &[u8]) -> String {

@@ -238,3 +238,39 @@ fn token_source_config_errors_name_the_field() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn nested_claims_time_claims_and_the_payload_are_forwarded() {
+    let p = policy_with(json!({
+        "claims_to_headers": {"org.id": "x-org", "exp": "x-exp", "https://example.com/tier": "x-tier", "groups": "x-groups"},
+        "payload_header": "X-JWT-Payload",
+    }));
+    let mut c = claims("svc-a:orders:read");
+    c.insert("org".into(), json!({"id": "acme", "name": "Acme"}));
+    c.insert("https://example.com/tier".into(), json!("gold"));
+    c.insert("groups".into(), json!(["a", "b"]));
+    let t = sign("HS256", None, &c);
+    let bearer = format!("Bearer {t}");
+    let Decision::Allow(a) = run(
+        &p,
+        "/orders",
+        &[("authorization", &bearer), ("x-jwt-payload", "spoofed")],
+    ) else {
+        panic!("refused")
+    };
+    let get = |h: &str| {
+        a.set_headers
+            .iter()
+            .find(|(k, _)| k == h)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("x-org"), Some("acme"));
+    assert_eq!(get("x-tier"), Some("gold"));
+    assert_eq!(get("x-groups"), Some(r#"["a","b"]"#));
+    assert_eq!(get("x-exp"), Some((NOW + 300).to_string().as_str()));
+    assert_eq!(get("x-jwt-payload"), t.split('.').nth(1));
+    assert!(
+        a.remove_headers.contains(&"x-jwt-payload".to_owned()),
+        "inbound copy stripped"
+    );
+}

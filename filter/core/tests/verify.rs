@@ -340,3 +340,29 @@ fn unknown_kid_is_its_own_reason() {
         Reason::UnknownKid
     );
 }
+
+#[test]
+fn rfc8037_appendix_a4_ed25519_signature_verifies_with_the_parsed_jwk() {
+    use jwt_compact::{Algorithm, AlgorithmSignature};
+    use scopegate_core::keys::{KeyMaterial, key_from_jwk};
+    // RFC 8037 A.1 public key and A.4 JWS (payload "Example of Ed25519 signing").
+    let key = key_from_jwk(&json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})).unwrap();
+    let KeyMaterial::Ed25519(vk) = key.material() else {
+        panic!("not an Ed25519 key")
+    };
+    let input = b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
+    let sig = base64_decode(
+        "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg",
+    );
+    let alg = jwt_compact::alg::Ed25519;
+    let s = <jwt_compact::alg::Ed25519 as Algorithm>::Signature::try_from_slice(&sig).unwrap();
+    assert!(alg.verify_signature(&s, vk, input));
+    assert!(!alg.verify_signature(
+        &s,
+        vk,
+        b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmd"
+    ));
+    // The whole JWS is refused by scopegate: its payload is not a JSON claims set.
+    let jws = format!("{}.{}", std::str::from_utf8(input).unwrap(), b64(&sig));
+    assert_eq!(reason(&jws), Reason::Malformed);
+}

@@ -20,8 +20,8 @@ fn debug_enabled() -> bool {
     hostcalls::get_log_level().is_ok_and(|l| l as u32 <= LogLevel::Debug as u32)
 }
 
-/// Applies an Allow or Deny. (A Pending decision is the caller's business;
-/// here it is answered with its fallback.)
+/// Applies an Allow or Deny. (Waiting on a Pending decision is the caller's
+/// business; here it gets what it would get if it could not wait.)
 pub fn apply(decision: &Decision, facts: &Facts) -> Applied {
     match decision {
         Decision::Allow(allow) => {
@@ -74,7 +74,8 @@ pub fn apply(decision: &Decision, facts: &Facts) -> Applied {
                 let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
             }
             for (name, value) in &allow.set_headers {
-                if hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_err() {
+                if hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_err()
+                {
                     internal_error("could not set a forwarded header");
                     return Applied::Replied;
                 }
@@ -85,10 +86,8 @@ pub fn apply(decision: &Decision, facts: &Facts) -> Applied {
             deny_reply(deny, facts);
             Applied::Replied
         }
-        Decision::Pending(p) => {
-            deny_reply(&p.fallback, facts);
-            Applied::Replied
-        }
+        // Waiting is over or impossible: the denial, or in dry-run the allow.
+        Decision::Pending(p) => apply(&p.otherwise, facts),
     }
 }
 

@@ -22,6 +22,8 @@ pub struct Metrics {
     rules: std::collections::BTreeMap<String, (Option<u32>, Option<u32>)>,
     superadmin_used: Option<u32>,
     dry_run_would_deny: Option<u32>,
+    /// Per provider name: (allowed, denied) of requests whose token it verified or chose.
+    providers: std::collections::BTreeMap<String, (Option<u32>, Option<u32>)>,
 }
 
 fn counter(name: &str) -> Option<u32> {
@@ -49,6 +51,20 @@ impl Metrics {
                         counter(&format!("scopegate.jwks.{n}.fetch_ok")),
                         counter(&format!("scopegate.jwks.{n}.fetch_failed")),
                         counter(&format!("scopegate.jwks.{n}.adopted")),
+                    )
+                })
+                .collect(),
+            providers: policy
+                .providers()
+                .iter()
+                .map(|p| {
+                    let n = p.name();
+                    (
+                        n.to_owned(),
+                        (
+                            counter(&format!("scopegate.provider.{n}.allowed")),
+                            counter(&format!("scopegate.provider.{n}.denied")),
+                        ),
                     )
                 })
                 .collect(),
@@ -92,6 +108,21 @@ impl Metrics {
 
     /// Counts a final decision (a pending one is counted when it settles).
     pub fn record(&self, decision: &Decision) {
+        if let Decision::Pending(p) = decision {
+            // Counted as what it became: the denial, or in dry-run the allow.
+            return self.record(&p.otherwise);
+        }
+        let provider = match decision {
+            Decision::Allow(a) => a.principal.as_ref().map(|p| p.provider.as_str()),
+            _ => decision.would_deny().and_then(|d| d.provider.as_deref()),
+        };
+        if let Some((allowed, denied)) = provider.and_then(|p| self.providers.get(p)) {
+            bump(if decision.would_deny().is_some() {
+                *denied
+            } else {
+                *allowed
+            });
+        }
         match decision {
             Decision::Allow(_) => bump(self.allowed),
             Decision::Deny(_) | Decision::Pending(_) => bump(self.denied),

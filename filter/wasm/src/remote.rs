@@ -84,7 +84,11 @@ impl Remote {
             .collect();
         Remote {
             seen_cas: vec![None; providers.len()],
-            names: policy.providers().iter().map(|p| p.name().to_owned()).collect(),
+            names: policy
+                .providers()
+                .iter()
+                .map(|p| p.name().to_owned())
+                .collect(),
             providers,
             calls: Vec::new(),
             waiters: Vec::new(),
@@ -281,14 +285,23 @@ impl Remote {
                 for (j, kid, why) in &loaded.skipped {
                     log(
                         LogLevel::Warn,
-                        &format!("scopegate: provider {name}: JWKS key {j} (kid {kid:?}) skipped: {why}"),
+                        &format!(
+                            "scopegate: provider {name}: JWKS key {j} (kid {kid:?}) skipped: {why}"
+                        ),
                     );
                 }
                 log(
                     LogLevel::Info,
-                    &format!("scopegate: provider {name}: loaded {} key(s) from the remote JWKS", loaded.keys),
+                    &format!(
+                        "scopegate: provider {name}: loaded {} key(s) from the remote JWKS",
+                        loaded.keys
+                    ),
                 );
-                let _ = hostcalls::set_shared_data(&publication_key(&name), Some(&publication(now, &body)), None);
+                let _ = hostcalls::set_shared_data(
+                    &publication_key(&name),
+                    Some(&publication(now, &body)),
+                    None,
+                );
                 // Our own publication need not be adopted again.
                 if let Ok((_, cas)) = hostcalls::get_shared_data(&publication_key(&name))
                     && let Some(slot) = self.seen_cas.get_mut(i)
@@ -310,7 +323,11 @@ impl Remote {
                     LogLevel::Warn,
                     &format!(
                         "scopegate: provider {name}: JWKS fetch failed: {e}{}",
-                        if stale { "; keeping the keys we have" } else { "" }
+                        if stale {
+                            "; keeping the keys we have"
+                        } else {
+                            ""
+                        }
                     ),
                 );
             }
