@@ -108,8 +108,8 @@ pub(crate) fn synthesized(status: u16, body: &str) -> CalloutResponse {
 }
 
 pub(crate) const TIMEOUT_BODY: &str = "upstream request timeout";
-pub(crate) const CONNECT_FAILURE_BODY: &str =
-    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+/// What Envoy 1.40 sends when the cluster's endpoint refuses the connection.
+pub(crate) const CONNECT_FAILURE_BODY: &str = "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
 
 #[derive(Debug, Clone)]
 pub(crate) struct PendingCallout {

@@ -88,9 +88,18 @@ impl HeaderMap {
         }
     }
 
-    /// Replaces the first value in place and drops the others; appends when absent
-    /// (Envoy's `setCopy`).
+    /// Envoy's `setCopy`: removes every value of `name`, then appends the new one
+    /// (at the end; a pseudo-header after the last pseudo-header). So a replaced
+    /// header moves to the end of the map, as Envoy 1.40 shows it to the filter and
+    /// sends it upstream (`http_set_copy_replace_all_headers`).
     pub fn replace(&mut self, name: &str, value: &[u8]) {
+        self.remove(name);
+        self.add(name, value);
+    }
+
+    /// Envoy's inline-header setters (`setContentLength`, ...): the first value is
+    /// updated in place and the others dropped; appended when absent.
+    pub(crate) fn set_inline(&mut self, name: &str, value: &[u8]) {
         let lname = name.to_ascii_lowercase();
         match self.entries.iter().position(|(k, _)| *k == lname) {
             Some(first) => {
@@ -135,12 +144,18 @@ mod tests {
     }
 
     #[test]
-    fn replace_keeps_position_and_drops_duplicates() {
+    fn replace_drops_every_value_and_appends() {
         let mut m = HeaderMap::from_pairs(&[("a", "1"), ("b", "2"), ("A", "3")]);
         m.replace("a", b"9");
         assert_eq!(
             m.pairs(),
-            vec![("a".into(), "9".into()), ("b".into(), "2".into())]
+            vec![("b".into(), "2".into()), ("a".into(), "9".into())]
+        );
+        let mut m = HeaderMap::from_pairs(&[(":path", "/"), (":method", "GET"), ("x", "1")]);
+        m.replace(":path", b"/new");
+        assert_eq!(
+            m.pairs().iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+            vec![":method", ":path", "x"]
         );
     }
 }

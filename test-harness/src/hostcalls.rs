@@ -484,6 +484,18 @@ fn note_late_write(d: &mut VmData, hostcall: &'static str, mt: i32) {
     }
 }
 
+/// Envoy's wasm filter clears the route cache whenever it changes the request
+/// headers, so the router looks the route up again when the headers reach it.
+fn note_request_headers_changed(d: &mut VmData, mt: i32) {
+    if mt == 0
+        && d.callback != Some(Callback::Log)
+        && let Some(s) = stream_mut(d)
+        && !s.request.headers_forwarded
+    {
+        s.route_cache_cleared = true;
+    }
+}
+
 fn in_log_phase(d: &VmData) -> bool {
     d.callback == Some(Callback::Log)
 }
@@ -538,6 +550,7 @@ fn proxy_set_header_map_pairs(mut c: C<'_>, mt: i32, ptr: i32, len: i32) -> R {
             for (k, v) in pairs {
                 m.add(&String::from_utf8_lossy(&k), &v);
             }
+            note_request_headers_changed(d, mt);
             ok()
         }
         Err(s) => {
@@ -551,6 +564,13 @@ fn proxy_get_header_map_value(mut c: C<'_>, mt: i32, kp: i32, ks: i32, pp: i32, 
     guard(&c, "proxy_get_header_map_value")?;
     let key = tri!(read_str(&mut c, kp, ks));
     let d = c.data_mut();
+    // Envoy's request header map resolves the legacy name `host` to `:authority`
+    // (HeaderMapImpl's static lookup table), so a lookup of `host` finds the authority.
+    let key = if mt == 0 && key.eq_ignore_ascii_case("host") {
+        ":authority".to_string()
+    } else {
+        key
+    };
     let value = match map_mut(d, mt) {
         Ok(m) => m.get_bytes(&key).map(|v| v.to_vec()),
         Err(s) => {
@@ -575,6 +595,7 @@ fn proxy_remove_header_map_value(mut c: C<'_>, mt: i32, kp: i32, ks: i32) -> R {
     match map_mut(d, mt) {
         Ok(m) => {
             m.remove(&key);
+            note_request_headers_changed(d, mt);
             ok()
         }
         Err(s) => {
@@ -593,6 +614,7 @@ fn proxy_replace_header_map_value(mut c: C<'_>, mt: i32, kp: i32, ks: i32, vp: i
     match map_mut(d, mt) {
         Ok(m) => {
             m.replace(&key, &val);
+            note_request_headers_changed(d, mt);
             ok()
         }
         Err(s) => {
@@ -611,6 +633,7 @@ fn proxy_add_header_map_value(mut c: C<'_>, mt: i32, kp: i32, ks: i32, vp: i32, 
     match map_mut(d, mt) {
         Ok(m) => {
             m.add(&key, &val);
+            note_request_headers_changed(d, mt);
             ok()
         }
         Err(s) => {
@@ -959,13 +982,14 @@ fn proxy_http_call(
         );
         return st(Status::BadArgument);
     }
+    // Envoy's inline-header setters (setContentLength, ...): values change in place.
     if !body.is_empty() {
-        headers.replace("content-length", body.len().to_string().as_bytes());
+        headers.set_inline("content-length", body.len().to_string().as_bytes());
     }
-    headers.replace("x-envoy-internal", b"true");
+    headers.set_inline("x-envoy-internal", b"true");
     let timeout_ms = timeout as u32;
     if timeout_ms > 0 {
-        headers.replace(
+        headers.set_inline(
             "x-envoy-expected-rq-timeout-ms",
             timeout_ms.to_string().as_bytes(),
         );

@@ -16,6 +16,7 @@
 //!   "properties": {"xds.route_name": "r1"},
 //!   "time": 1700000000,
 //!   "clusters": {"auth": {"status": 200, "headers": {"x": "y"}, "body": "ok", "delay_ms": 0},
+//!                "down": {"reply": "connect_failure"},   // or "reset", "hang"
 //!                "silent": null},
 //!   "advance_ms": 0,
 //!   "response": {"headers": {":status": "200"}, "body": "upstream body"}
@@ -138,6 +139,20 @@ fn run_request(args: &Args, module: &Module) -> Result<String> {
         for (name, spec) in clusters {
             let c = host.cluster(name);
             if spec.is_null() {
+                continue;
+            }
+            // A failure mode instead of a response: Envoy's synthesized 503 for a
+            // connection failure, a stream reset, or no answer at all.
+            if let Some(mode) = spec.get("reply").and_then(Value::as_str) {
+                let reply = match mode {
+                    "connect_failure" => UpstreamReply::ConnectFailure,
+                    "reset" => UpstreamReply::Reset,
+                    "hang" => UpstreamReply::Hang,
+                    other => bail!(
+                        "cluster {name}: unknown reply {other:?} (connect_failure, reset, hang)"
+                    ),
+                };
+                c.respond_with(move |_| reply.clone());
                 continue;
             }
             let status = spec.get("status").and_then(Value::as_u64).unwrap_or(200) as u16;

@@ -152,6 +152,8 @@ pub(crate) struct StreamState {
     pub(crate) done_called: bool,
     pub(crate) request_id: String,
     pub(crate) start_nanos: u64,
+    /// The filter changed the request headers: Envoy cleared the route cache.
+    pub(crate) route_cache_cleared: bool,
 }
 
 impl StreamState {
@@ -174,6 +176,7 @@ impl StreamState {
             done_called: false,
             request_id: String::new(),
             start_nanos: 0,
+            route_cache_cleared: false,
         }
     }
 
@@ -702,8 +705,36 @@ pub(crate) fn after_callback(
     i.settle();
 }
 
+/// The router takes the route when the request headers reach it. After the filter
+/// changed them (route cache cleared) Envoy looks the route up again, and a request
+/// without `x-forwarded-proto` matches no route (`VirtualHostImpl::getRouteFromEntries`):
+/// the router answers 404 (`route_not_found`, empty body) back through the filter.
+/// The harness assumes Envoy's route table otherwise matches every request.
+/// Returns true when that reply was queued instead of forwarding the headers.
+fn route_lost(s: &mut StreamState, request: bool) -> bool {
+    let lost = request
+        && s.route_cache_cleared
+        && !s.request.headers_forwarded
+        && s.request
+            .headers
+            .as_ref()
+            .is_some_and(|h| !h.contains("x-forwarded-proto"));
+    if lost && s.pending_local_reply.is_none() && !s.local_reply_sent {
+        s.pending_local_reply = Some(LocalReplySpec {
+            status: 404,
+            headers: Vec::new(),
+            body: Vec::new(),
+        });
+    }
+    lost
+}
+
 /// Forwards everything held in a direction (headers, buffered body, trailers).
 fn forward(s: &mut StreamState, request: bool) {
+    if route_lost(s, request) {
+        s.request.paused = true;
+        return;
+    }
     let d = dir(s, request);
     d.paused = false;
     d.buffering = false;
@@ -861,6 +892,10 @@ fn resume(i: &mut VmInner, id: u32, request: bool) {
         }
         return;
     }
+    if route_lost(s, request) {
+        return;
+    }
+    let d = dir(s, request);
     d.stopped_all = false;
     d.paused = false;
     if !d.headers_forwarded
@@ -922,7 +957,7 @@ fn local_reply(i: &mut VmInner, id: u32, spec: LocalReplySpec) {
     // Envoy's prepareLocalReply: content-length and a default content-type
     // for a body; both removed for an empty body.
     if !spec.body.is_empty() {
-        h.replace("content-length", spec.body.len().to_string().as_bytes());
+        h.set_inline("content-length", spec.body.len().to_string().as_bytes());
         if !h.contains("content-type") {
             h.add("content-type", b"text/plain");
         }
@@ -930,7 +965,10 @@ fn local_reply(i: &mut VmInner, id: u32, spec: LocalReplySpec) {
         h.remove("content-length");
         h.remove("content-type");
     }
-    let close_connection = !s.request.end_seen;
+    // The codec closes the connection when the request body never arrived; and
+    // Envoy's connection manager drains an HTTP/1 connection after any local reply
+    // with status 400 (`onLocalReply(BadRequest)`), which adds `connection: close`.
+    let close_connection = !s.request.end_seen || spec.status == 400;
     // HEAD: Envoy encodes the reply's headers only (end of stream), keeping content-length.
     let head = s
         .request
@@ -1003,7 +1041,6 @@ fn local_reply(i: &mut VmInner, id: u32, spec: LocalReplySpec) {
     s.response.in_body_callback = false;
     let mut final_headers = s.response.headers.clone().unwrap_or_default();
     if close_connection {
-        // The codec closes the connection when the request body never arrived.
         final_headers.replace("connection", b"close");
     }
     let headers = final_headers.pairs();

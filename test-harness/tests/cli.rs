@@ -66,6 +66,22 @@ fn cli_runs_callouts_and_the_response_path() {
 }
 
 #[test]
+fn cli_clusters_can_fail_to_connect() {
+    let w = wasm();
+    let v = run(&[
+        "run",
+        "--wasm",
+        &w,
+        "--request",
+        r#"{"headers": {":method": "GET", ":path": "/", ":authority": "svc", "x-probe": "callout:auth"},
+            "clusters": {"auth": {"reply": "connect_failure"}}}"#,
+    ]);
+    assert_eq!(v["outcome"]["outcome"], "local_reply");
+    assert_eq!(v["outcome"]["status"], 503);
+    assert_eq!(v["outcome"]["body"], "auth unavailable");
+}
+
+#[test]
 fn cli_lists_imports() {
     let w = wasm();
     let v = run(&["imports", "--wasm", &w]);

@@ -127,9 +127,19 @@ pub struct Policy {
     pub(crate) wanted_headers: Vec<String>,
     /// Non-fatal findings (e.g. JWKS keys skipped), for the log.
     pub(crate) warnings: Vec<ConfigError>,
+    /// Bound of the verified-token cache (0: no cache).
+    pub(crate) token_cache_entries: usize,
 }
 
+/// Largest `token_cache_entries` an operator may set.
+pub const MAX_TOKEN_CACHE_ENTRIES: usize = 1 << 20;
+
 impl Policy {
+    /// Bound of the verified-token cache the shim should keep (0: none).
+    pub fn token_cache_entries(&self) -> usize {
+        self.token_cache_entries
+    }
+
     pub fn realm(&self) -> &str {
         &self.realm
     }
@@ -270,6 +280,15 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
         errors.push("providers", Problem::NoProviders);
     }
 
+    let token_cache_entries = config
+        .token_cache_entries
+        .unwrap_or(crate::cache::DEFAULT_MAX_ENTRIES);
+    if token_cache_entries > MAX_TOKEN_CACHE_ENTRIES {
+        errors.push(
+            "token_cache_entries",
+            Problem::OutOfRange(format!("must be at most {MAX_TOKEN_CACHE_ENTRIES}")),
+        );
+    }
     if !errors.0.is_empty() {
         return Err(errors.0);
     }
@@ -311,6 +330,7 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
         sources,
         wanted_headers,
         warnings,
+        token_cache_entries,
     })
 }
 

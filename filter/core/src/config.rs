@@ -58,6 +58,9 @@ pub struct Config {
     /// `svc-a:orders:read`); scopes without it are reported as warnings.
     #[serde(default)]
     pub scope_prefix: Option<String>,
+    /// Entries of the verified-token cache per worker (0 disables it). Default 4096.
+    #[serde(default)]
+    pub token_cache_entries: Option<usize>,
 }
 
 /// See [`Config::cors_preflight`].

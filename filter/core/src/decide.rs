@@ -1,5 +1,6 @@
 //! Request facts x policy -> decision.
 
+use crate::cache::TokenCache;
 use crate::compile::{Access, Policy, Rule};
 use crate::principal::{ClaimPath, Principal};
 use crate::reason::Reason;
@@ -271,14 +272,7 @@ impl Policy {
                 let token = match &presented {
                     Ok(None) => None,
                     Err(f) => Some(Err(f.clone())),
-                    Ok(Some(p)) => Some(verify_with_keys(
-                        &self.providers,
-                        |provider| p.sources.iter().any(|s| provider.sources.contains(s)),
-                        &p.token,
-                        req.now_unix_seconds,
-                        self.max_token_bytes,
-                        keys,
-                    )),
+                    Ok(Some(p)) => Some(self.verify_cached(p, req.now_unix_seconds, keys)),
                 };
                 (presented, token)
             }
@@ -327,6 +321,63 @@ impl Policy {
                 }
             },
         }
+    }
+
+    /// Verifies a presented token, through the verified-token cache when the
+    /// shim provides one (see [`crate::cache`]).
+    fn verify_cached(
+        &self,
+        p: &Presented,
+        now: i64,
+        keys: &dyn KeySource,
+    ) -> Result<Principal, Failure> {
+        let cache = keys.token_cache();
+        let key = cache.map(|_| TokenCache::key(&p.token, &p.sources));
+        if let (Some(cache), Some(key)) = (cache, &key)
+            && let Ok(mut c) = cache.try_borrow_mut()
+            && let Some(principal) = c.get(key, now, |i| keys.epoch(i))
+        {
+            return Ok(principal);
+        }
+        let result = verify_with_keys(
+            &self.providers,
+            |provider| p.sources.iter().any(|s| provider.sources.contains(s)),
+            &p.token,
+            now,
+            self.max_token_bytes,
+            keys,
+        );
+        if let (Ok(principal), Some(cache), Some(key)) = (&result, cache, key)
+            && let Some((index, provider)) = self
+                .providers
+                .iter()
+                .enumerate()
+                .find(|(_, pr)| pr.name == principal.provider)
+            && let Ok(mut c) = cache.try_borrow_mut()
+        {
+            let skew = provider.clock_skew_seconds;
+            let at = |name: &str| {
+                principal
+                    .claims
+                    .get(name)
+                    .and_then(serde_json::Value::as_i64)
+            };
+            let from = at("nbf")
+                .into_iter()
+                .chain(at("iat"))
+                .max()
+                .map_or(i64::MIN, |t| t.saturating_sub(skew));
+            let until = at("exp").map_or(i64::MAX, |t| t.saturating_add(skew));
+            c.put(
+                key,
+                principal.clone(),
+                index,
+                keys.epoch(index),
+                from,
+                until,
+            );
+        }
+        result
     }
 
     /// With `scope_claim` configured, the principal's scopes are read from it.

@@ -73,6 +73,15 @@ impl Provider {
 pub trait KeySource {
     /// The fetched keys of provider `index`; `None` if none have arrived yet.
     fn fetched(&self, index: usize) -> Option<&[Key]>;
+    /// A number that changes whenever provider `index`'s fetched keys change
+    /// (invalidates cached verifications). Static keys never change.
+    fn epoch(&self, _index: usize) -> u64 {
+        0
+    }
+    /// The verified-token cache to use, if any.
+    fn token_cache(&self) -> Option<&core::cell::RefCell<crate::cache::TokenCache>> {
+        None
+    }
 }
 
 /// No fetched keys at all: static keys only.

@@ -9,6 +9,10 @@
 
 mod common;
 use common::*;
+// On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
+// (filter/scripts/test-core-wasm.sh).
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use scopegate_core::rules::RouteFacts;
 use scopegate_core::{Allow, Decision, Deny, Policy, Reason, Request, compile_json};

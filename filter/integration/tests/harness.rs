@@ -254,3 +254,39 @@ fn an_invalid_config_is_refused_with_a_log_line_naming_the_field() {
     assert!(!vm.configured(), "an empty configuration is refused");
     assert!(vm.logged("StringValue"), "{:?}", vm.log_messages());
 }
+
+#[test]
+fn a_repeated_token_costs_far_less_than_its_first_verification() {
+    let host = host();
+    let vm = start(&host, &config(default_rules()));
+    let t = sign("RS256", Some("rsa-1"), &claims("svc-a:orders:read"));
+    let auth = format!("Bearer {t}");
+    let headers = [
+        (":method", "GET"),
+        (":path", "/orders"),
+        (":authority", "svc-a"),
+        ("authorization", auth.as_str()),
+    ];
+    let fuel = |vm: &Vm| {
+        let mut s = vm.http_stream();
+        assert_eq!(s.request_headers(&headers, true), Outcome::Continue);
+        let f = s.fuel_used();
+        s.finish();
+        f
+    };
+    let first = fuel(&vm);
+    let second = fuel(&vm);
+    let third = fuel(&vm);
+    assert!(
+        second * 5 < first,
+        "first {first}, second {second}: the cache did not skip the RSA verification"
+    );
+    assert!(third * 5 < first, "first {first}, third {third}");
+    // With the cache disabled every request pays the verification.
+    let mut cfg = config(default_rules());
+    cfg["token_cache_entries"] = json!(0);
+    let vm = start(&host, &cfg);
+    let first = fuel(&vm);
+    let second = fuel(&vm);
+    assert!(second * 2 > first, "first {first}, second {second}");
+}

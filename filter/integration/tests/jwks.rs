@@ -1,6 +1,11 @@
 //! Remote JWKS through the real scopegate.wasm: fetch, pause and resume,
 //! failures, stale keys, rotation, several workers sharing one fetch.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -20,7 +25,8 @@ fn remote_config(extra: Value) -> Value {
     let mut c = config(default_rules());
     let p = &mut c["providers"][0];
     p.as_object_mut().unwrap().remove("jwks");
-    let mut remote = json!({"cluster": "auth", "authority": "auth.test", "path": "/jwks", "timeout_ms": 2000});
+    let mut remote =
+        json!({"cluster": "auth", "authority": "auth.test", "path": "/jwks", "timeout_ms": 2000});
     for (k, v) in extra.as_object().unwrap() {
         remote[k] = v.clone();
     }
@@ -99,8 +105,16 @@ fn a_request_before_the_first_fetch_is_paused_and_resumed_when_keys_arrive() {
     assert_eq!(fetch.header(":path"), Some("/jwks"));
     assert_eq!(fetch.header(":authority"), Some("auth.test"));
     assert!(fetch.respond(&[(":status", "200")], jwks().to_string().as_bytes()));
-    assert_eq!(s.request_outcome(), Outcome::Continue, "{:?}", vm.log_messages());
-    assert_eq!(s.request_header("x-scopegate-sub").as_deref(), Some("alice"));
+    assert_eq!(
+        s.request_outcome(),
+        Outcome::Continue,
+        "{:?}",
+        vm.log_messages()
+    );
+    assert_eq!(
+        s.request_header("x-scopegate-sub").as_deref(),
+        Some("alice")
+    );
     assert_eq!(host.metric_value("scopegate.jwks.main.fetch_ok"), Some(1));
     // Later requests need no fetch.
     let (_s2, out) = open(&vm, &token());
@@ -117,8 +131,14 @@ fn a_failed_first_fetch_answers_503_and_recovers_when_the_auth_server_is_back() 
     assert_eq!(out, Outcome::Paused);
     host.advance(Duration::from_millis(250));
     assert!(one_callout(&host).connect_failure());
-    assert_eq!(reply_reason(&s.request_outcome()), (503, "jwks_unavailable".into()));
-    assert_eq!(host.metric_value("scopegate.jwks.main.fetch_failed"), Some(1));
+    assert_eq!(
+        reply_reason(&s.request_outcome()),
+        (503, "jwks_unavailable".into())
+    );
+    assert_eq!(
+        host.metric_value("scopegate.jwks.main.fetch_failed"),
+        Some(1)
+    );
     // While it keeps failing, requests are answered at once, never allowed.
     let (_s, out) = open(&vm, &token());
     assert_eq!(reply_reason(&out), (503, "jwks_unavailable".into()));
@@ -142,7 +162,10 @@ fn a_wait_is_bounded_by_the_fetch_timeout() {
     let _hanging = one_callout(&host);
     // The callout times out after 2 s (Envoy synthesizes a 504).
     host.advance(Duration::from_millis(2100));
-    assert_eq!(reply_reason(&s.request_outcome()), (503, "jwks_unavailable".into()));
+    assert_eq!(
+        reply_reason(&s.request_outcome()),
+        (503, "jwks_unavailable".into())
+    );
 }
 
 #[test]
@@ -160,8 +183,16 @@ fn stale_keys_are_used_while_refreshes_fail() {
     }
     let (_s, out) = open(&vm, &token());
     assert_eq!(out, Outcome::Continue, "stale keys beat an outage");
-    assert!(vm.logged("keeping the keys we have"), "{:?}", vm.log_messages());
-    assert!(host.metric_value("scopegate.jwks.main.fetch_failed").unwrap() >= 2);
+    assert!(
+        vm.logged("keeping the keys we have"),
+        "{:?}",
+        vm.log_messages()
+    );
+    assert!(
+        host.metric_value("scopegate.jwks.main.fetch_failed")
+            .unwrap()
+            >= 2
+    );
 }
 
 #[test]
@@ -169,7 +200,10 @@ fn an_unknown_kid_triggers_one_rate_limited_refetch() {
     let host = host();
     let vm = start(&host, &remote_config(json!({})));
     host.advance(Duration::from_millis(250));
-    assert!(one_callout(&host).respond(&[(":status", "200")], jwks_with_rsa_kid("rsa-old").as_bytes()));
+    assert!(one_callout(&host).respond(
+        &[(":status", "200")],
+        jwks_with_rsa_kid("rsa-old").as_bytes()
+    ));
     // The auth server rotated: tokens now name rsa-1, which we don't have.
     let (s, out) = open(&vm, &token());
     assert_eq!(out, Outcome::Paused);
@@ -188,9 +222,16 @@ fn an_unknown_kid_triggers_one_rate_limited_refetch() {
     assert_eq!(out, Outcome::Paused);
     host.advance(Duration::from_millis(1100));
     assert!(one_callout(&host).respond(&[(":status", "200")], jwks().to_string().as_bytes()));
-    assert_eq!(reply_reason(&s.request_outcome()), (401, "unknown_kid".into()));
+    assert_eq!(
+        reply_reason(&s.request_outcome()),
+        (401, "unknown_kid".into())
+    );
     let (_s, out) = open(&vm, &bogus);
-    assert_eq!(reply_reason(&out), (401, "unknown_kid".into()), "rate limited: no second refetch");
+    assert_eq!(
+        reply_reason(&out),
+        (401, "unknown_kid".into()),
+        "rate limited: no second refetch"
+    );
     assert!(host.pending_callouts().is_empty());
 }
 
@@ -198,7 +239,10 @@ fn an_unknown_kid_triggers_one_rate_limited_refetch() {
 fn discovery_finds_the_jwks() {
     let host = host();
     let mut c = remote_config(json!({"discovery": true}));
-    c["providers"][0]["remote_jwks"].as_object_mut().unwrap().remove("path");
+    c["providers"][0]["remote_jwks"]
+        .as_object_mut()
+        .unwrap()
+        .remove("path");
     let vm = start(&host, &c);
     let (s, _) = open(&vm, &token());
     host.advance(Duration::from_millis(250));
@@ -243,10 +287,19 @@ fn several_workers_share_one_fetch_through_shared_data() {
 fn garbage_from_the_jwks_endpoint_never_allows() {
     let host = host();
     let vm = start(&host, &remote_config(json!({})));
-    let bodies: [&[u8]; 5] = [b"<html>", b"{\"keys\": \"x\"}", b"{\"keys\": [{\"kty\": \"RSA\"}]}", b"[]", b""];
+    let bodies: [&[u8]; 5] = [
+        b"<html>",
+        b"{\"keys\": \"x\"}",
+        b"{\"keys\": [{\"kty\": \"RSA\"}]}",
+        b"[]",
+        b"",
+    ];
     for (i, body) in bodies.iter().enumerate() {
         let (s, out) = open(&vm, &token());
-        assert!(matches!(out, Outcome::Paused | Outcome::LocalReply { .. }), "{i}: {out:?}");
+        assert!(
+            matches!(out, Outcome::Paused | Outcome::LocalReply { .. }),
+            "{i}: {out:?}"
+        );
         host.advance(Duration::from_secs(70));
         for c in host.pending_callouts() {
             assert!(c.respond(&[(":status", "200")], body));

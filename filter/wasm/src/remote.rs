@@ -13,11 +13,13 @@
 //!   `jwks_unavailable`, or 401 `unknown_kid`) when the fetch fails or
 //!   its wait (the fetch timeout rounded up to seconds, plus two) runs out.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType};
+use scopegate_core::cache::TokenCache;
 use scopegate_core::jwks::{RemoteKeys, publication, read_publication};
 use scopegate_core::keys::Key;
 use scopegate_core::{Decision, KeySource, Policy};
@@ -48,6 +50,10 @@ pub struct Settle {
 
 pub struct Remote {
     providers: Vec<Option<RemoteKeys>>,
+    /// Per provider, bumped whenever its fetched keys change.
+    epochs: Vec<u64>,
+    /// The verified-token cache (lives with this configuration).
+    cache: RefCell<TokenCache>,
     names: Vec<String>,
     seen_cas: Vec<Option<u32>>,
     calls: Vec<(u32, usize)>,
@@ -61,6 +67,14 @@ impl KeySource for Remote {
             .as_ref()?
             .keys()
             .map(|k| k.as_slice())
+    }
+
+    fn epoch(&self, index: usize) -> u64 {
+        self.epochs.get(index).copied().unwrap_or(0)
+    }
+
+    fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
+        Some(&self.cache)
     }
 }
 
@@ -83,6 +97,8 @@ impl Remote {
             })
             .collect();
         Remote {
+            epochs: vec![0; providers.len()],
+            cache: RefCell::new(TokenCache::new(policy.token_cache_entries())),
             seen_cas: vec![None; providers.len()],
             names: policy
                 .providers()
@@ -185,6 +201,9 @@ impl Remote {
         };
         match r.adopt(fetched_at, &body) {
             Ok(Some(loaded)) => {
+                if let Some(e) = self.epochs.get_mut(i) {
+                    *e = e.wrapping_add(1);
+                }
                 metrics.jwks_adopted(i);
                 log(
                     LogLevel::Info,
@@ -282,6 +301,9 @@ impl Remote {
         match r.answered(now, status, &body) {
             Ok(Some(loaded)) => {
                 metrics.jwks_ok(i);
+                if let Some(e) = self.epochs.get_mut(i) {
+                    *e = e.wrapping_add(1);
+                }
                 for (j, kid, why) in &loaded.skipped {
                     log(
                         LogLevel::Warn,
