@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use proxy_wasm_harness::Module;
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm_harness::{Host, LogLevel, Module, Vm};
 
 /// `$SCOPEGATE_WASM`, or the release build in the workspace target directory.
 pub fn wasm_path() -> PathBuf {
@@ -33,4 +35,44 @@ pub fn module() -> &'static Module {
             )
         })
     })
+}
+
+/// A simulated Envoy whose clock reads the testkit's `NOW`.
+///
+/// # Panics
+/// Never in practice (`NOW` is positive).
+#[allow(clippy::unwrap_used)]
+pub fn host() -> Host {
+    let host = Host::new();
+    host.set_time(UNIX_EPOCH + Duration::from_secs(u64::try_from(scopegate_testkit::NOW).unwrap()));
+    host
+}
+
+/// A scopegate VM (plugin name `scopegate`, vm_id `sg`, debug logs) given
+/// `config`, whether or not it accepts it.
+///
+/// # Panics
+/// If the module cannot be instantiated.
+#[allow(clippy::expect_used)]
+pub fn vm(host: &Host, config: &serde_json::Value) -> Vm {
+    host.vm(module())
+        .plugin_name("scopegate")
+        .vm_id("sg")
+        .log_level(LogLevel::Debug)
+        .plugin_config(config.to_string())
+        .start()
+        .expect("VM starts")
+}
+
+/// [`vm`], asserting that the configuration was accepted.
+///
+/// # Panics
+/// If `on_configure` refused the configuration (with its log).
+#[allow(clippy::panic)]
+pub fn configured_vm(host: &Host, config: &serde_json::Value) -> Vm {
+    let vm = vm(host, config);
+    if !vm.configured() {
+        panic!("configuration refused: {:?}", vm.log_messages());
+    }
+    vm
 }

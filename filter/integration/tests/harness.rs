@@ -6,27 +6,14 @@
     clippy::indexing_slicing
 )]
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use proxy_wasm_harness::{Host, LogLevel, Outcome, Vm};
-use scopegate_integration::module;
+use proxy_wasm_harness::{Outcome, Vm};
+use scopegate_integration::{host, module, vm as start};
 use scopegate_testkit::*;
 use serde_json::{Value, json};
 
-fn host() -> Host {
-    let host = Host::new();
-    host.set_time(UNIX_EPOCH + Duration::from_secs(u64::try_from(NOW).unwrap()));
-    host
-}
 
-fn start(host: &Host, config: &Value) -> Vm {
-    host.vm(module())
-        .plugin_name("scopegate")
-        .log_level(LogLevel::Debug)
-        .plugin_config(config.to_string())
-        .start()
-        .expect("VM starts")
-}
 
 fn get(
     vm: &Vm,

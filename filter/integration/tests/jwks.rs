@@ -7,19 +7,19 @@
     clippy::indexing_slicing
 )]
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use proxy_wasm_harness::{Callout, Host, LogLevel, Outcome, Vm};
-use scopegate_integration::module;
-use scopegate_testkit::*;
-use serde_json::{Value, json};
+use proxy_wasm_harness::{Callout, Host, Outcome, Vm};
+use scopegate_integration::{configured_vm as start, module};
 
 fn host() -> Host {
-    let host = Host::new();
-    host.set_time(UNIX_EPOCH + Duration::from_secs(u64::try_from(NOW).unwrap()));
+    let host = scopegate_integration::host();
     host.cluster("auth");
     host
 }
+use scopegate_testkit::*;
+use serde_json::{Value, json};
+
 
 fn remote_config(extra: Value) -> Value {
     let mut c = config(default_rules());
@@ -34,18 +34,6 @@ fn remote_config(extra: Value) -> Value {
     c
 }
 
-fn start(host: &Host, config: &Value) -> Vm {
-    let vm = host
-        .vm(module())
-        .plugin_name("scopegate")
-        .vm_id("sg")
-        .log_level(LogLevel::Debug)
-        .plugin_config(config.to_string())
-        .start()
-        .unwrap();
-    assert!(vm.configured(), "{:?}", vm.log_messages());
-    vm
-}
 
 /// The JWKS with the RSA key renamed, for rotation tests.
 fn jwks_with_rsa_kid(kid: &str) -> String {

@@ -7,18 +7,12 @@
     clippy::indexing_slicing
 )]
 
-use std::time::{Duration, UNIX_EPOCH};
 
-use proxy_wasm_harness::{Host, LogLevel, Outcome, Vm};
-use scopegate_integration::module;
+use proxy_wasm_harness::{LogLevel, Outcome, Vm};
+use scopegate_integration::{configured_vm as start, host, module};
 use scopegate_testkit::*;
 use serde_json::{Value, json};
 
-fn host() -> Host {
-    let host = Host::new();
-    host.set_time(UNIX_EPOCH + Duration::from_secs(u64::try_from(NOW).unwrap()));
-    host
-}
 
 fn policy_config(extra: Value) -> Value {
     let mut c = config(json!([
@@ -39,17 +33,6 @@ fn policy_config(extra: Value) -> Value {
     c
 }
 
-fn start(host: &Host, config: &Value) -> Vm {
-    let vm = host
-        .vm(module())
-        .plugin_name("scopegate")
-        .log_level(LogLevel::Debug)
-        .plugin_config(config.to_string())
-        .start()
-        .expect("VM starts");
-    assert!(vm.configured(), "{:?}", vm.log_messages());
-    vm
-}
 
 struct Sent {
     out: Outcome,
