@@ -5,6 +5,7 @@
 //! scopegate explain --config CONFIG.json --method GET --path /orders/7
 //!     [--host HOST] [--route-name ROUTE] [--token JWT | --claims JSON]
 //!     [--header NAME:VALUE]... [--now UNIX_SECONDS]
+//! scopegate schema
 //! ```
 //! Exit codes: see [`USAGE`].
 
@@ -26,6 +27,9 @@ const USAGE: &str = "usage:
       Prints which rule matches, what it requires, what the token grants and
       the decision. --claims takes the token's payload as JSON and skips
       signature checks (its iss picks the provider).
+  scopegate schema
+      Prints the JSON Schema (draft 2020-12) of the plugin config, generated
+      from the filter's config types (checked in as filter/config.schema.json).
 
 exit codes:
   check:   0 valid (warnings allowed unless --strict), 1 invalid (or warnings with --strict), 2 usage or I/O error
@@ -40,12 +44,23 @@ fn main() -> ExitCode {
             _ => usage(),
         },
         Some("explain") => explain(args.get(1..).unwrap_or(&[])),
+        Some("schema") if args.len() == 1 => {
+            println!("{}", config_schema());
+            ExitCode::SUCCESS
+        }
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
         _ => usage(),
     }
+}
+
+/// The JSON Schema of [`scopegate_core::config::Config`], pretty-printed.
+fn config_schema() -> String {
+    let mut schema = schemars::schema_for!(scopegate_core::config::Config);
+    schema.insert("title".into(), "scopegate plugin configuration".into());
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
 }
 
 fn usage() -> ExitCode {

@@ -129,6 +129,7 @@ pub struct Policy {
     pub(crate) warnings: Vec<ConfigError>,
     /// Bound of the verified-token cache (0: no cache).
     pub(crate) token_cache_entries: usize,
+    pub(crate) api_keys: Option<crate::apikeys::ApiKeys>,
 }
 
 /// Largest `token_cache_entries` an operator may set.
@@ -275,8 +276,20 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
         }
     }
 
+    let api_keys = config
+        .api_keys
+        .as_ref()
+        .and_then(|a| compile_api_keys(a, config, &mut sources, &mut errors));
+    if let Some(a) = &api_keys
+        && config.providers.iter().any(|p| p.name == a.name)
+    {
+        errors.push(
+            "api_keys.name",
+            Problem::Duplicate(format!("provider name {:?}", a.name)),
+        );
+    }
     let authz = crate::rules::compile_authz(config, &mut errors.0, &mut warnings);
-    if config.providers.is_empty() && authz.needs_tokens() {
+    if config.providers.is_empty() && api_keys.is_none() && authz.needs_tokens() {
         errors.push("providers", Problem::NoProviders);
     }
 
@@ -331,6 +344,104 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
         wanted_headers,
         warnings,
         token_cache_entries,
+        api_keys,
+    })
+}
+
+fn compile_api_keys(
+    a: &crate::config::ApiKeysConfig,
+    config: &Config,
+    sources: &mut Vec<TokenSource>,
+    errors: &mut Errors,
+) -> Option<crate::apikeys::ApiKeys> {
+    let start = errors.0.len();
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| crate::apikeys::DEFAULT_NAME.to_owned());
+    if name.is_empty() {
+        errors.push("api_keys.name", Problem::Empty);
+    }
+    let default = [TokenSourceConfig {
+        header: Some("x-api-key".into()),
+        ..TokenSourceConfig::default()
+    }];
+    let from = a.from.as_deref().unwrap_or(&default);
+    let before = sources.len();
+    let indices = compile_sources("api_keys", Some(from), sources, errors);
+    if indices.iter().any(|i| *i < before) {
+        errors.push(
+            "api_keys.from",
+            Problem::Duplicate("token location: a provider already reads JWTs there".into()),
+        );
+    }
+    let mut keys: Vec<crate::apikeys::ApiKey> = Vec::new();
+    let mut names = BTreeSet::new();
+    for (j, k) in a.keys.iter().enumerate() {
+        let at = format!("api_keys.keys[{j}]");
+        if k.name.is_empty() {
+            errors.push(format!("{at}.name"), Problem::Empty);
+        } else if !names.insert(k.name.as_str()) {
+            errors.push(
+                format!("{at}.name"),
+                Problem::Duplicate(format!("key name {:?}", k.name)),
+            );
+        }
+        let Some(digest) = crate::apikeys::parse_digest(&k.sha256) else {
+            errors.push(
+                format!("{at}.sha256"),
+                Problem::OutOfRange("must be the key's SHA-256 as 64 hex digits".into()),
+            );
+            continue;
+        };
+        if keys.iter().any(|x| x.digest == digest) {
+            errors.push(
+                format!("{at}.sha256"),
+                Problem::Duplicate("key digest".into()),
+            );
+        }
+        let mut scopes = k.scopes.clone();
+        for (r, role) in k.roles.iter().enumerate() {
+            match config.roles.get(role) {
+                Some(granted) => scopes.extend(granted.iter().cloned()),
+                None => errors.push(
+                    format!("{at}.roles[{r}]"),
+                    Problem::OutOfRange(format!("role {role:?} is not defined in \"roles\"")),
+                ),
+            }
+        }
+        for (s, scope) in scopes.iter().enumerate() {
+            if scope.is_empty()
+                || scope
+                    .bytes()
+                    .any(|b| !(0x21..0x7f).contains(&b) || b == b'"' || b == b'\\')
+            {
+                errors.push(
+                    format!("{at}.scopes[{s}]"),
+                    Problem::OutOfRange(format!("{scope:?} is not a valid scope")),
+                );
+            }
+        }
+        let mut unique = Vec::new();
+        for s in scopes {
+            if !unique.contains(&s) {
+                unique.push(s);
+            }
+        }
+        keys.push(crate::apikeys::ApiKey {
+            name: k.name.clone(),
+            digest,
+            scopes: unique,
+            expires_at: k.expires_at,
+        });
+    }
+    if a.keys.is_empty() {
+        errors.push("api_keys.keys", Problem::Empty);
+    }
+    (errors.0.len() == start).then_some(crate::apikeys::ApiKeys {
+        name,
+        sources: indices,
+        keys,
     })
 }
 

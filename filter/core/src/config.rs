@@ -13,6 +13,7 @@ use serde_json::Value;
 
 /// The whole plugin configuration (Envoy: a `StringValue` holding this JSON).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `realm` in `WWW-Authenticate` replies. Default: `"scopegate"`.
@@ -32,10 +33,12 @@ pub struct Config {
     /// an array of path segments) holding a space-delimited string or an array
     /// of strings. Default: the `scope` claim (space-delimited), or if absent `scp`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}])))]
     pub scope_claim: Option<Value>,
     /// Where a token's role names are (claim path as for `scope_claim`).
     /// Default `"roles"`. Only read when `roles` is not empty.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}])))]
     pub roles_claim: Option<Value>,
     /// Local roles: role name -> the scopes it grants. A token whose roles
     /// claim names a role gets its scopes. Default: none.
@@ -61,10 +64,50 @@ pub struct Config {
     /// Entries of the verified-token cache per worker (0 disables it). Default 4096.
     #[serde(default)]
     pub token_cache_entries: Option<usize>,
+    /// API keys for bots, checked against SHA-256 digests.
+    #[serde(default)]
+    pub api_keys: Option<ApiKeysConfig>,
+}
+
+/// The `api_keys` section.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeysConfig {
+    /// Provider name of API-key principals (rules' `providers` may name it). Default `api-keys`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where keys are presented. Default: `[{"header": "x-api-key"}]`; e.g.
+    /// `{"header": "authorization", "prefix": "ApiKey "}` also works.
+    #[serde(default)]
+    pub from: Option<Vec<TokenSourceConfig>>,
+    /// The keys.
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+/// One API key.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// The principal's subject (a bot's name). Unique.
+    pub name: String,
+    /// SHA-256 of the key, 64 hex digits (`printf %s "$KEY" | sha256sum`).
+    pub sha256: String,
+    /// Scopes granted to the key.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Local roles (from the top-level `roles`) granted to the key.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Unix time from which the key is refused.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }
 
 /// See [`Config::cors_preflight`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CorsPreflightConfig {
     Bypass,
@@ -73,6 +116,7 @@ pub enum CorsPreflightConfig {
 
 /// One trusted issuer and its keys.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Name used in logs, metrics and the principal. Required, unique.
@@ -100,6 +144,7 @@ pub struct ProviderConfig {
     pub max_token_bytes: Option<usize>,
     /// Inline JWKS: a JSON object `{"keys": [...]}` or a string holding one.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"type": "object", "properties": {"keys": {"type": "array", "items": {"type": "object"}}}}, {"type": "string"}, {"type": "null"}])))]
     pub jwks: Option<Value>,
     /// Public keys in PEM (SubjectPublicKeyInfo: RSA, P-256/384/521, Ed25519).
     #[serde(default)]
@@ -141,6 +186,7 @@ pub struct ProviderConfig {
 
 /// A PEM public key.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PemKeyConfig {
     /// Matched against the token's `kid`; without it the key is tried for tokens without `kid` too.
@@ -155,6 +201,7 @@ pub struct PemKeyConfig {
 
 /// An HMAC secret.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HmacSecretConfig {
     #[serde(default)]
@@ -167,6 +214,7 @@ pub struct HmacSecretConfig {
 
 /// Where and how to fetch the provider's JWKS.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RemoteJwksConfig {
     /// The Envoy cluster that reaches the auth server. Required.
@@ -193,6 +241,7 @@ pub struct RemoteJwksConfig {
 
 /// One token location: exactly one of `header`, `query`, `cookie`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenSourceConfig {
     /// Header name (case-insensitive).
@@ -213,6 +262,7 @@ pub struct TokenSourceConfig {
 
 /// One route rule.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Name used in replies, logs and metrics. Required, unique; letters,
@@ -224,6 +274,7 @@ pub struct RuleConfig {
     /// What the request needs: `"public"`, `"authenticated"`, or a scope
     /// expression `{"all_of": [...]}` / `{"any_of": [...]}` whose items are scope
     /// strings or nested expressions. Checked by the compiler.
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"enum": ["public", "authenticated"]}, {"type": "object", "properties": {"all_of": {"type": "array", "minItems": 1, "items": {"type": ["string", "object"]}}, "any_of": {"type": "array", "minItems": 1, "items": {"type": ["string", "object"]}}}, "additionalProperties": false, "minProperties": 1, "maxProperties": 1}])))]
     pub require: Value,
     /// Only tokens of these providers (by name) are accepted. Default: any provider.
     #[serde(default)]
@@ -238,11 +289,13 @@ pub struct RuleConfig {
 
 /// The rule applied when no rule matches: a rule without `match`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DefaultRuleConfig {
     /// Default `"default"`.
     #[serde(default)]
     pub name: Option<String>,
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"enum": ["public", "authenticated"]}, {"type": "object", "properties": {"all_of": {"type": "array", "minItems": 1, "items": {"type": ["string", "object"]}}, "any_of": {"type": "array", "minItems": 1, "items": {"type": ["string", "object"]}}}, "additionalProperties": false, "minProperties": 1, "maxProperties": 1}])))]
     pub require: Value,
     #[serde(default)]
     pub providers: Option<Vec<String>>,
@@ -254,10 +307,12 @@ pub struct DefaultRuleConfig {
 
 /// One claim condition: `claim` and exactly one of `equals`, `contains`, `one_of`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClaimConditionConfig {
     /// Claim path: `"tenant"`, `"org.id"` (dot-separated), or
     /// `["https://example.com/roles"]` (segments, for names with dots).
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"type": "string"}, {"type": "array", "items": {"type": "string"}}])))]
     pub claim: Value,
     /// The claim equals this JSON value.
     #[serde(default)]
@@ -273,6 +328,7 @@ pub struct ClaimConditionConfig {
 /// Request matching. Exactly one of `exact`, `prefix`, `template` and `regex`
 /// is required; `methods`, `hosts` and `route_names` narrow it further.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
     /// The normalised path equals this.

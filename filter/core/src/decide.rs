@@ -331,6 +331,22 @@ impl Policy {
         now: i64,
         keys: &dyn KeySource,
     ) -> Result<Principal, Failure> {
+        if let Some(api) = self
+            .api_keys
+            .as_ref()
+            .filter(|a| a.claims_sources(&p.sources))
+        {
+            // Put the key's scopes where the policy reads scopes from.
+            return api.verify(&p.token, now).map(|mut principal| {
+                if let Some(path) = &self.authz.grants.scope_claim {
+                    path.insert(
+                        &mut principal.claims,
+                        serde_json::Value::from(principal.scopes.clone()),
+                    );
+                }
+                principal
+            });
+        }
         let cache = keys.token_cache();
         let key = cache.map(|_| TokenCache::key(&p.token, &p.sources));
         if let (Some(cache), Some(key)) = (cache, &key)

@@ -8,6 +8,7 @@
 //! Time is always given by the caller (the host's clock in Envoy, a virtual clock
 //! in tests): nothing here reads the system clock.
 
+pub mod apikeys;
 pub mod cache;
 pub mod compile;
 pub mod config;

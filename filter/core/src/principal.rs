@@ -71,6 +71,28 @@ impl ClaimPath {
         ClaimPath(vec![name.to_owned()])
     }
 
+    /// Sets the claim at this path, creating nested objects on the way
+    /// (replacing non-objects in the way).
+    pub fn insert(&self, claims: &mut Map<String, Value>, value: Value) {
+        let Some((last, parents)) = self.0.split_last() else {
+            return;
+        };
+        let mut cur = claims;
+        for s in parents {
+            let slot = cur
+                .entry(s.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(Map::new());
+            }
+            let Value::Object(next) = slot else {
+                return;
+            };
+            cur = next;
+        }
+        cur.insert(last.clone(), value);
+    }
+
     pub fn get<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
         let mut segs = self.0.iter();
         let mut cur = claims.get(segs.next()?)?;

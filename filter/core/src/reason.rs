@@ -52,11 +52,15 @@ pub enum Reason {
     InvalidPath,
     /// The provider's remote JWKS could not be had (never fetched, fetch failing).
     JwksUnavailable,
+    /// An API key matching no configured key.
+    ApiKeyInvalid,
+    /// A configured API key past its `expires_at`.
+    ApiKeyExpired,
 }
 
 impl Reason {
     /// Every reason, for defining one metric each.
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 25] = [
         Reason::Allowed,
         Reason::Public,
         Reason::TokenMissing,
@@ -80,6 +84,8 @@ impl Reason {
         Reason::MultipleTokens,
         Reason::InvalidPath,
         Reason::JwksUnavailable,
+        Reason::ApiKeyInvalid,
+        Reason::ApiKeyExpired,
     ];
 
     /// The stable string for replies, logs and metrics.
@@ -108,6 +114,8 @@ impl Reason {
             Reason::MultipleTokens => "multiple_tokens",
             Reason::InvalidPath => "invalid_path",
             Reason::JwksUnavailable => "jwks_unavailable",
+            Reason::ApiKeyInvalid => "api_key_invalid",
+            Reason::ApiKeyExpired => "api_key_expired",
         }
     }
 
@@ -138,6 +146,8 @@ impl Reason {
             Reason::MultipleTokens => "more than one access token was presented",
             Reason::InvalidPath => "the request path is not acceptable",
             Reason::JwksUnavailable => "the keys to verify the token are not available",
+            Reason::ApiKeyInvalid => "the API key is not valid",
+            Reason::ApiKeyExpired => "the API key expired",
         }
     }
 }

@@ -531,7 +531,17 @@ pub(crate) fn compile_authz(
     warnings: &mut Vec<ConfigError>,
 ) -> Authz {
     let mut sink = Sink { errors, warnings };
-    let providers: BTreeSet<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+    let providers: BTreeSet<&str> = config
+        .providers
+        .iter()
+        .map(|p| p.name.as_str())
+        .chain(
+            config
+                .api_keys
+                .as_ref()
+                .map(|a| a.name.as_deref().unwrap_or(crate::apikeys::DEFAULT_NAME)),
+        )
+        .collect();
     let default_name = config.default_rule.as_ref().map_or(DEFAULT_RULE_NAME, |d| {
         d.name.as_deref().unwrap_or(DEFAULT_RULE_NAME)
     });

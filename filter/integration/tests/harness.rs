@@ -13,8 +13,6 @@ use scopegate_integration::{host, module, vm as start};
 use scopegate_testkit::*;
 use serde_json::{Value, json};
 
-
-
 fn get(
     vm: &Vm,
     path: &str,
@@ -276,4 +274,53 @@ fn a_repeated_token_costs_far_less_than_its_first_verification() {
     let first = fuel(&vm);
     let second = fuel(&vm);
     assert!(second * 2 > first, "first {first}, second {second}");
+}
+
+#[test]
+fn a_bot_with_an_api_key_is_let_through_and_its_key_is_not_forwarded() {
+    let host = host();
+    let mut cfg = config(default_rules());
+    // sha256("bot-key-0123456789abcdef")
+    cfg["api_keys"] = json!({"keys": [{"name": "billing-bot", "scopes": ["svc-a:orders:read"],
+        "sha256": "7a6c1bd4dd0c13e8c2a4ea3a66fe6c2c4f0c0f1fb2e1ccf1e3d1e7c9f5b0a1d2"}]});
+    let key = "bot-key-0123456789abcdef";
+    let digest: String = {
+        use std::fmt::Write as _;
+        let d = scopegate_testkit::sha256(key.as_bytes());
+        d.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    };
+    cfg["api_keys"]["keys"][0]["sha256"] = json!(digest);
+    let vm = start(&host, &cfg);
+    assert!(vm.configured(), "{:?}", vm.log_messages());
+    let (out, upstream) = get(&vm, "/orders", None, &[("x-api-key", key)]);
+    assert_eq!(out, Outcome::Continue);
+    assert_eq!(
+        upstream_header(&upstream, "x-scopegate-sub"),
+        None,
+        "claim headers are the JWT provider's"
+    );
+    assert_eq!(upstream_header(&upstream, "x-api-key"), None);
+    let (out, _) = get(
+        &vm,
+        "/orders",
+        None,
+        &[("x-api-key", "bot-key-0123456789abcdeX")],
+    );
+    let (status, body) = local_reply(&out);
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("api_key_invalid"))
+    );
+    assert!(
+        !vm.log_messages().iter().any(|l| l.contains("bot-key-")),
+        "keys never appear in logs"
+    );
+    assert_eq!(
+        host.metric_value("scopegate.provider.api-keys.allowed"),
+        None,
+        "API keys are not a JWT provider"
+    );
 }

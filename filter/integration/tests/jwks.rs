@@ -20,7 +20,6 @@ fn host() -> Host {
 use scopegate_testkit::*;
 use serde_json::{Value, json};
 
-
 fn remote_config(extra: Value) -> Value {
     let mut c = config(default_rules());
     let p = &mut c["providers"][0];
@@ -33,7 +32,6 @@ fn remote_config(extra: Value) -> Value {
     p["remote_jwks"] = remote;
     c
 }
-
 
 /// The JWKS with the RSA key renamed, for rotation tests.
 fn jwks_with_rsa_kid(kid: &str) -> String {

@@ -7,12 +7,10 @@
     clippy::indexing_slicing
 )]
 
-
 use proxy_wasm_harness::{LogLevel, Outcome, Vm};
 use scopegate_integration::{configured_vm as start, host, module};
 use scopegate_testkit::*;
 use serde_json::{Value, json};
-
 
 fn policy_config(extra: Value) -> Value {
     let mut c = config(json!([
@@ -32,7 +30,6 @@ fn policy_config(extra: Value) -> Value {
     }
     c
 }
-
 
 struct Sent {
     out: Outcome,

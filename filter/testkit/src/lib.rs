@@ -182,3 +182,9 @@ pub fn hs256_with(key: &[u8], header: &Value, payload: &Value) -> String {
     let sig = Hs256.sign(&Hs256Key::new(key), signing_input.as_bytes());
     format!("{signing_input}.{}", B64.encode(sig.as_bytes()))
 }
+
+/// SHA-256 of `data` (for API key digests in test configs).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data).into()
+}
