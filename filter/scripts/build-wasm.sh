@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
-TARGET=wasm32-unknown-unknown
+. filter/scripts/wasm-toolchain.sh
+TARGET=$WASM_TARGET
 OUT="$ROOT/target/$TARGET/release"
 
 crates=("$@")
@@ -24,29 +25,11 @@ fi
 pkg_args=()
 for c in "${crates[@]}"; do pkg_args+=(-p "$c"); done
 
-have_std_target() {
-  local libdir
-  libdir=$(rustc --print target-libdir --target "$TARGET" 2>/dev/null) || return 1
-  compgen -G "$libdir/libstd-*.rlib" >/dev/null
-}
-
 if have_std_target; then
   echo "build-wasm: using the installed $TARGET target" >&2
   cargo build --release --target "$TARGET" "${pkg_args[@]}" >&2
 else
-  need=()
-  [ -x /usr/bin/rustc ] && /usr/bin/rustc --version 2>/dev/null | grep -q . || need+=(rustc-web)
-  [ -x /usr/bin/cargo ] || need+=(cargo-web)
-  [ -d /usr/lib/rustlib/src/rust/library ] || need+=(rust-web-src)
-  dpkg -s rust-web-llvm >/dev/null 2>&1 || need+=(rust-web-llvm)
-  command -v wasm-ld-22 >/dev/null 2>&1 || need+=(lld-22)
-  if [ ${#need[@]} -gt 0 ]; then
-    echo "build-wasm: no $TARGET std in the active toolchain; installing ${need[*]}" >&2
-    if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
-    $SUDO apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rustc-web cargo-web rust-web-src rust-web-llvm lld-22 >&2
-  fi
-  echo "build-wasm: using Debian rustc-web ($(/usr/bin/rustc --version)) with -Zbuild-std" >&2
+  ensure_rustc_web build-wasm
   RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
     /usr/bin/cargo build --release --target "$TARGET" \
     -Zbuild-std=std,panic_abort "${pkg_args[@]}" >&2

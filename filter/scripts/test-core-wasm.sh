@@ -16,7 +16,8 @@
 # wasm32 `test` import (its tests would silently not run in wasm).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-TARGET=wasm32-unknown-unknown
+. filter/scripts/wasm-toolchain.sh
+TARGET=$WASM_TARGET
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
 apt_updated=
@@ -68,11 +69,6 @@ fi
 command -v node >/dev/null || apt_install nodejs
 
 # 4. The wasm32 std.
-have_std_target() {
-  local libdir
-  libdir=$(rustc --print target-libdir --target "$TARGET" 2>/dev/null) || return 1
-  compgen -G "$libdir/libstd-*.rlib" >/dev/null
-}
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$RUNNER"
 # Without DWARF the test modules shrink from ~65 MB to a few, and the runner's
 # wasm-bindgen pass over each goes from seconds to a fraction. Panic messages
@@ -82,17 +78,7 @@ if have_std_target; then
   echo "test-core-wasm: using the installed $TARGET target" >&2
   cargo_test=(cargo test "${nodebug[@]}" --target "$TARGET")
 else
-  need=()
-  [ -x /usr/bin/rustc ] && /usr/bin/rustc --version 2>/dev/null | grep -q . || need+=(rustc-web)
-  [ -x /usr/bin/cargo ] || need+=(cargo-web)
-  [ -d /usr/lib/rustlib/src/rust/library ] || need+=(rust-web-src)
-  dpkg -s rust-web-llvm >/dev/null 2>&1 || need+=(rust-web-llvm)
-  command -v wasm-ld-22 >/dev/null 2>&1 || need+=(lld-22)
-  if [ ${#need[@]} -gt 0 ]; then
-    echo "test-core-wasm: no $TARGET std in the active toolchain; installing ${need[*]}" >&2
-    apt_install rustc-web cargo-web rust-web-src rust-web-llvm lld-22
-  fi
-  echo "test-core-wasm: using Debian rustc-web ($(/usr/bin/rustc --version)) with -Zbuild-std" >&2
+  ensure_rustc_web test-core-wasm
   export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
   # -Zbuild-std builds std with the test profile: at opt-level 0 (as a native
   # toolchain's prebuilt std never is) RSA key generation and bignum maths take
