@@ -365,11 +365,7 @@ impl HttpStream {
             ],
         );
         after_callback(&mut i, id, true, Kind::Headers, r);
-        i.data()
-            .streams
-            .get(&id)
-            .map(|s| s.request_outcome())
-            .unwrap_or(Outcome::Continue)
+        outcome(&i, id, true)
     }
 
     /// A request body chunk (`proxy_on_request_body`). While the filter
@@ -377,37 +373,20 @@ impl HttpStream {
     fn request_body_inner(&mut self, data: &[u8], end_of_stream: bool) -> Outcome {
         let mut i = self.vm.inner.borrow_mut();
         body_event(&mut i, self.id, true, data, end_of_stream);
-        i.data()
-            .streams
-            .get(&self.id)
-            .map(|s| s.request_outcome())
-            .unwrap_or(Outcome::Continue)
+        outcome(&i, self.id, true)
     }
 
     /// A whole request body as Envoy delivers it from a client: one call per
     /// chunk, then a final empty call with end_of_stream.
     pub fn send_request_body(&mut self, chunks: &[&[u8]]) -> Outcome {
-        for c in chunks {
-            let o = self.request_body(c, false);
-            if matches!(
-                o,
-                Outcome::LocalReply { .. } | Outcome::Reset { .. } | Outcome::Failed { .. }
-            ) {
-                return o;
-            }
-        }
-        self.request_body(b"", true)
+        send_chunks(chunks, |d, eos| self.request_body(d, eos))
     }
 
     /// Request trailers (`proxy_on_request_trailers`); ends the request.
     fn request_trailers_inner(&mut self, trailers: &[(&str, &str)]) -> Outcome {
         let mut i = self.vm.inner.borrow_mut();
         trailers_event(&mut i, self.id, true, trailers);
-        i.data()
-            .streams
-            .get(&self.id)
-            .map(|s| s.request_outcome())
-            .unwrap_or(Outcome::Continue)
+        outcome(&i, self.id, true)
     }
 
     /// Upstream response headers (`proxy_on_response_headers`).
@@ -435,47 +414,26 @@ impl HttpStream {
             ],
         );
         after_callback(&mut i, id, false, Kind::Headers, r);
-        i.data()
-            .streams
-            .get(&id)
-            .map(|s| s.response_outcome())
-            .unwrap_or(Outcome::Continue)
+        outcome(&i, id, false)
     }
 
     /// An upstream response body chunk (`proxy_on_response_body`).
     fn response_body_inner(&mut self, data: &[u8], end_of_stream: bool) -> Outcome {
         let mut i = self.vm.inner.borrow_mut();
         body_event(&mut i, self.id, false, data, end_of_stream);
-        i.data()
-            .streams
-            .get(&self.id)
-            .map(|s| s.response_outcome())
-            .unwrap_or(Outcome::Continue)
+        outcome(&i, self.id, false)
     }
 
     /// A whole response body: one call per chunk, then a final empty call.
     pub fn send_response_body(&mut self, chunks: &[&[u8]]) -> Outcome {
-        for c in chunks {
-            let o = self.response_body(c, false);
-            if matches!(
-                o,
-                Outcome::LocalReply { .. } | Outcome::Reset { .. } | Outcome::Failed { .. }
-            ) {
-                return o;
-            }
-        }
-        self.response_body(b"", true)
+        send_chunks(chunks, |d, eos| self.response_body(d, eos))
     }
 
     /// Upstream response trailers (`proxy_on_response_trailers`).
     fn response_trailers_inner(&mut self, trailers: &[(&str, &str)]) -> Outcome {
         let mut i = self.vm.inner.borrow_mut();
         trailers_event(&mut i, self.id, false, trailers);
-        i.data()
-            .streams
-            .get(&self.id)
-            .map(|s| s.response_outcome())
-            .unwrap_or(Outcome::Continue)
+        outcome(&i, self.id, false)
     }
 
     /// The request direction's state now (changes when a callout answer resumes it).
@@ -752,6 +710,32 @@ fn forward(s: &mut StreamState, request: bool) {
     if d.end_seen {
         d.forwarded.complete = true;
     }
+}
+
+/// The stream's current outcome on one side (Continue once it is gone).
+fn outcome(i: &VmInner, id: u32, request: bool) -> Outcome {
+    i.data().streams.get(&id).map_or(Outcome::Continue, |s| {
+        if request {
+            s.request_outcome()
+        } else {
+            s.response_outcome()
+        }
+    })
+}
+
+/// Feeds a body as Envoy does: one call per chunk (stopping at a final
+/// outcome), then an empty call with end_of_stream.
+fn send_chunks(chunks: &[&[u8]], mut body: impl FnMut(&[u8], bool) -> Outcome) -> Outcome {
+    for c in chunks {
+        let o = body(c, false);
+        if matches!(
+            o,
+            Outcome::LocalReply { .. } | Outcome::Reset { .. } | Outcome::Failed { .. }
+        ) {
+            return o;
+        }
+    }
+    body(b"", true)
 }
 
 fn body_event(i: &mut VmInner, id: u32, request: bool, data: &[u8], eos: bool) {
