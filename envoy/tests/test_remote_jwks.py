@@ -38,8 +38,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from envoy_stats import prometheus_samples, text_counters
 from jwks_server import CLOSE, DISCOVERY_PATH, GARBAGE, HANG, SLEEP, JwksServer
-from scopegate_envoy import Response, ScopegateEnvoy, _admin_get, http_request
+from scopegate_envoy import Response, ScopegateEnvoy, http_request
 from scopegate_tokens import (ASYMMETRIC_ALGS, AUDIENCE, b64url, default_rules, generate_private_key,
                               hand_made_jwt, public_jwk, public_pem, sign_jwt, signing_input,
                               unsigned_token)
@@ -103,22 +104,12 @@ def wait_until(pred: Callable[[], Any], timeout: float, step: float = 0.05) -> A
 
 def text_stats(gw: ScopegateEnvoy) -> dict[str, int]:
     """Envoy's text /stats for the filter's JWKS counters (`wasmcustom.` prefixed)."""
-    out = {}
-    for k, v in gw.stats("scopegate\\.jwks\\.").items():
-        if k and v.strip().isdigit():
-            out[k] = int(v)
-    return out
+    return text_counters(gw, "scopegate\\.jwks\\.")
 
 
 def prometheus_stats(gw: ScopegateEnvoy) -> dict[str, int]:
     """/stats/prometheus sample lines `name{} value` of the filter's JWKS counters."""
-    _, body = _admin_get(gw.admin_url, "/stats/prometheus")
-    out = {}
-    for line in body.splitlines():
-        if line.startswith("scopegate_jwks_") and " " in line:
-            name, _, value = line.rpartition(" ")
-            out[name.split("{", 1)[0]] = int(float(value))
-    return out
+    return prometheus_samples(gw, "scopegate_jwks_")
 
 
 def counter(gw: ScopegateEnvoy, provider: str, which: str) -> int:
