@@ -315,6 +315,8 @@ class ScopegateEnvoy:
     auth_port: int | None = None       # cluster `auth` -> 127.0.0.1:auth_port (e.g. a JwksServer); None: placeholder
     routes: list[dict[str, Any]] | None = None  # named Envoy routes before the catch-all (see render_bootstrap)
     runtime: str | None = None         # vm_config.runtime; None: $SCOPEGATE_WASM_RUNTIME or V8
+    bootstrap: dict[str, Any] | None = None  # a complete bootstrap to run instead of render_bootstrap's
+    listener_name: str = "scopegate_ingress"  # whose port `url` uses when port=0
     log_level: str = os.environ.get("SCOPEGATE_ENVOY_LOG_LEVEL", "info")
     component_log_level: str | None = os.environ.get("SCOPEGATE_ENVOY_COMPONENT_LOG_LEVEL")
     ready_timeout: float = READY_TIMEOUT_S
@@ -383,10 +385,13 @@ class ScopegateEnvoy:
             upstream_port = self.echo.port
         else:
             upstream_port = self.upstream_port
-        boot = render_bootstrap(listen_port=self.port, admin_port=0, upstream_port=upstream_port,
-                                auth_port=self.auth_port, routes=self.routes,
-                                plugin_config=config_text, wasm_path=wasm_path,
-                                access_log_path=str(self.access_log_path), runtime=self.runtime)
+        if self.bootstrap is not None:
+            boot = self.bootstrap
+        else:
+            boot = render_bootstrap(listen_port=self.port, admin_port=0, upstream_port=upstream_port,
+                                    auth_port=self.auth_port, routes=self.routes,
+                                    plugin_config=config_text, wasm_path=wasm_path,
+                                    access_log_path=str(self.access_log_path), runtime=self.runtime)
         self.bootstrap_path.write_text(json.dumps(boot, indent=2))
         cmd = [find_envoy(), "-c", str(self.bootstrap_path),
                "--concurrency", "1", "--use-dynamic-base-id",
@@ -442,7 +447,7 @@ class ScopegateEnvoy:
             return self.port
         _, body = _admin_get(self.admin_url, "/listeners?format=json")
         for st in json.loads(body).get("listener_statuses", []):
-            if st.get("name") == "scopegate_ingress":
+            if st.get("name") == self.listener_name:
                 return int(st["local_address"]["socket_address"]["port_value"])
         return 0
 

@@ -11,6 +11,7 @@ ENVOY_DIR = Path(__file__).resolve().parent.parent
 if str(ENVOY_DIR) not in sys.path:
     sys.path.insert(0, str(ENVOY_DIR))
 
+from scopegate_cli import cli_path  # noqa: E402
 from scopegate_envoy import ScopegateEnvoy  # noqa: E402
 from scopegate_tokens import KeySet  # noqa: E402
 
@@ -33,3 +34,9 @@ def gateway(keys: KeySet, tmp_path_factory: pytest.TempPathFactory):
     finally:
         gw.stop()
         print(f"\n[scopegate] Envoy log: {gw.log_path}")
+
+
+@pytest.fixture(scope="session")
+def scopegate_cli() -> Path:
+    """The `scopegate` CLI binary ($SCOPEGATE_CLI, else target/debug/scopegate, built if missing)."""
+    return cli_path()

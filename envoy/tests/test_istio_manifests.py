@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 import yaml
+
+from scopegate_cli import scopegate_check
 
 ROOT = Path(__file__).resolve().parents[2]
 ISTIO = ROOT / "envoy" / "istio"
@@ -100,24 +100,6 @@ def istio_plugin_config_json(plugin_config: dict[str, Any]) -> str:
         raise AssertionError(f"{type(v).__name__} is not representable in a google.protobuf.Struct: {v!r}")
 
     return json.dumps(norm(plugin_config), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-@pytest.fixture(scope="module")
-def scopegate_cli() -> Path:
-    cli = Path(os.environ.get("SCOPEGATE_CLI", ROOT / "target" / "debug" / "scopegate"))
-    if not cli.exists():
-        env = {k: v for k, v in os.environ.items() if k != "CARGO_TARGET_DIR"}
-        subprocess.run(["cargo", "build", "-q", "-p", "scopegate-cli"], cwd=ROOT, env=env, check=True)
-    assert cli.exists(), f"{cli} missing after cargo build"
-    return cli
-
-
-def scopegate_check(cli: Path, config_json: str, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"{name}.json"
-    path.write_text(config_json)
-    out = subprocess.run([str(cli), "check", "--strict", str(path)], capture_output=True, text=True)
-    assert out.returncode == 0, f"scopegate check --strict refused the config of {name}:\n{out.stdout}{out.stderr}"
-    assert out.stdout.strip().splitlines()[-1].startswith("ok: "), out.stdout
 
 
 def wasmplugin_config(doc: dict[str, Any]) -> str:
