@@ -1,5 +1,7 @@
 # scopegate: one entry point for building, testing and the demo.
-#   make demo   the main job: Envoy + scopegate.wasm in front of a service, real requests allowed/denied
+#   make demo   the main job: a two-service mesh (example auth server, two Envoy sidecars running
+#               scopegate.wasm, two services); real logins and requests allowed/denied, logout
+#   make demo-single   the single-service demo: one Envoy + scopegate in front of an echo service
 #   make test   the whole suite: native unit tests, wasmtime harness tests, the core's tests
 #               again in wasm32 under Node, real-Envoy tests
 # Both do their own set-up on a fresh machine (apt packages for the wasm build,
@@ -39,6 +41,11 @@ test: wasm venv
 	.venv/bin/python -m pytest -q envoy/tests
 
 demo: wasm venv
+	cargo build -q -p scopegate-example-auth-server
+	.venv/bin/python examples/mesh/demo.py --no-build
+
+.PHONY: demo-single
+demo-single: wasm venv
 	.venv/bin/python envoy/demo.py
 
 clean:
