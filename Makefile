@@ -1,5 +1,7 @@
 # scopegate: one entry point for building, testing and the demo.
-#   make demo   the main job: Envoy + scopegate.wasm in front of a service, real requests allowed/denied
+#   make demo   the main job: a two-service mesh (example auth server, two Envoy sidecars running
+#               scopegate.wasm, two services); real logins and requests allowed/denied, logout
+#   make demo-single   the single-service demo: one Envoy + scopegate in front of an echo service
 #   make test   the whole suite: native unit tests, wasmtime harness tests, the core's tests
 #               again in wasm32 under Node, real-Envoy tests
 # Both do their own set-up on a fresh machine (apt packages for the wasm build,
@@ -34,11 +36,16 @@ clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 test: wasm venv
-	cargo test -p scopegate-core -p scopegate-cli -p proxy-wasm-harness -p scopegate-integration
+	cargo test -p scopegate-core -p scopegate-cli -p proxy-wasm-harness -p scopegate-integration -p scopegate-example-auth-server
 	filter/scripts/test-core-wasm.sh
 	.venv/bin/python -m pytest -q envoy/tests
 
 demo: wasm venv
+	cargo build -q -p scopegate-example-auth-server
+	.venv/bin/python examples/mesh/demo.py --no-build
+
+.PHONY: demo-single
+demo-single: wasm venv
 	.venv/bin/python envoy/demo.py
 
 clean:
