@@ -516,6 +516,16 @@ impl HttpStream {
             .sum()
     }
 
+    /// Host calls made by this stream's callbacks.
+    pub fn hostcalls_used(&self) -> u64 {
+        self.vm
+            .callback_stats()
+            .iter()
+            .filter(|s| s.context_id == self.id)
+            .map(|s| s.hostcalls)
+            .sum()
+    }
+
     /// Per-callback stats of this stream.
     pub fn callback_stats(&self) -> Vec<crate::vm::CallbackStat> {
         self.vm

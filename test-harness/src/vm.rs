@@ -56,6 +56,9 @@ pub struct CallbackStat {
     pub fuel: u64,
     /// Linear memory size after the callback, in bytes.
     pub memory_bytes: u64,
+    /// Host calls the guest made during the callback (each is a crossing out
+    /// of the VM, costly in V8).
+    pub hostcalls: u64,
 }
 
 /// Which part of the VM lifecycle is running.
@@ -150,6 +153,8 @@ pub(crate) struct VmData {
     pub(crate) violations: Vec<Violation>,
     pub(crate) pending_queue_ready: Vec<(u32, u32)>,
     pub(crate) root_done_called: bool,
+    /// Host calls made by the guest so far (counted by a call hook).
+    pub(crate) hostcalls: u64,
 }
 
 impl VmData {
@@ -380,8 +385,15 @@ impl VmBuilder {
             violations: Vec::new(),
             pending_queue_ready: Vec::new(),
             root_done_called: false,
+            hostcalls: 0,
         };
         let mut store = Store::new(&m.engine, data);
+        store.call_hook(|mut ctx, hook| {
+            if matches!(hook, wasmtime::CallHook::CallingHost) {
+                ctx.data_mut().hostcalls += 1;
+            }
+            Ok(())
+        });
         let mut linker: Linker<VmData> = Linker::new(&m.engine);
         crate::hostcalls::define(&mut linker)?;
         crate::wasi::define(&mut linker)?;
@@ -706,6 +718,7 @@ impl VmInner {
         let budget = self.store.data().cfg.fuel_per_callback;
         let _ = self.store.set_fuel(budget);
         let logs_before = self.store.data().logs.len();
+        let hostcalls_before = self.store.data().hostcalls;
         let r = func.call(&mut self.store, &params, &mut results);
         let left = self.store.get_fuel().unwrap_or(0);
         {
@@ -720,6 +733,7 @@ impl VmInner {
             context_id,
             fuel: budget.saturating_sub(left),
             memory_bytes,
+            hostcalls: self.store.data().hostcalls - hostcalls_before,
         });
         match r {
             Ok(()) => Ok(results.first().and_then(|v| match v {

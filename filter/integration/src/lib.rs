@@ -3,6 +3,8 @@
 //! The tests never skip: if the module is missing they fail and say how to
 //! build it (`make wasm`).
 
+pub mod fuel;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

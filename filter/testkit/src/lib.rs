@@ -31,10 +31,14 @@ pub struct Keys {
     pub p521: p521::ecdsa::SigningKey,
 }
 
+/// The test keys: generated once per process from a fixed seed, so every run
+/// signs with the same keys (deterministic tokens for the fuel baselines;
+/// ECDSA and PKCS#1 v1.5 signatures are deterministic, PSS salts are not).
 pub fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
-        let mut rng = rand::rngs::OsRng;
+        use rand::SeedableRng as _;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5c09_e6a7_e000_0001);
         Keys {
             rsa: RsaPrivateKey::new(&mut rng, 2048).unwrap(),
             p256: p256::ecdsa::SigningKey::random(&mut rng),
