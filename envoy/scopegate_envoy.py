@@ -72,6 +72,10 @@ class EnvoyStartError(RuntimeError):
         said = [ln for ln in lines if "wasm log" in ln and ("][error][" in ln or "][warning][" in ln
                                                             or "][critical][" in ln)]
         text = message
+        envoy_said = [ln for ln in lines if "][wasm]" in ln and "wasm log" not in ln
+                      and ("][warning][" in ln or "][error][" in ln or "][critical][" in ln)]
+        if envoy_said:  # e.g. "Failed to create Wasm VM using envoy.wasm.runtime.wamr runtime. Envoy was compiled without support for it"
+            text += "\n--- Envoy's wasm errors ---\n" + "\n".join(envoy_said[-10:])
         if said:
             text += "\n--- the filter logged ---\n" + "\n".join(said[-10:])
         if log:
