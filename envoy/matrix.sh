@@ -103,7 +103,7 @@ import sys, xml.etree.ElementTree as ET
 try:
     root = ET.parse(sys.argv[1]).getroot()
 except (OSError, ET.ParseError) as e:
-    print(f"no junit xml ({e.__class__.__name__})"); sys.exit(0)
+    print("no tests run (pytest stopped before running any: see the pytest line)"); sys.exit(0)
 n = {"passed": 0, "failed": 0, "error": 0, "skipped": 0, "xfailed": 0, "xpassed": 0}
 for tc in root.iter("testcase"):
     kids = {c.tag for c in tc}

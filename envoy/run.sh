@@ -2,7 +2,7 @@
 # Run the built scopegate filter in real Envoy, in front of an echo upstream.
 #
 #   envoy/run.sh --config CONFIG.json [--port 10000] [--wasm PATH] [--for SECONDS]
-#                [--upstream-port PORT] [--workdir DIR]
+#                [--upstream-port PORT] [--auth-port PORT] [--runtime NAME] [--workdir DIR]
 #
 # CONFIG.json is the plugin configuration (passed verbatim to the filter as a
 # google.protobuf.StringValue). Listens on 127.0.0.1:PORT until Ctrl-C (or for
@@ -12,7 +12,9 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-PY=$ROOT/.venv/bin/python
+# SCOPEGATE_PYTHON: an interpreter with envoy/requirements.txt installed (e.g. a
+# .venv-envoy-<version> of envoy/matrix.sh); default the project's .venv, created if missing.
+PY=${SCOPEGATE_PYTHON:-$ROOT/.venv/bin/python}
 if [ ! -x "$PY" ]; then
   "$HERE/setup-venv.sh" >/dev/null
 fi

