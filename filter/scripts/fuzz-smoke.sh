@@ -47,7 +47,7 @@ run_one() {
   local t=$1 log=target/fuzz/logs/$1.log
   mkdir -p "target/fuzz/corpus/$t" "target/fuzz/artifacts/$t" target/fuzz/logs
   if "${fuzz[@]}" run "${FUZZ[@]}" "$t" "target/fuzz/corpus/$t" "filter/fuzz/corpus/$t" -- \
-      -max_total_time="$SECS" -max_len=4096 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+      -max_total_time="$SECS" -max_len=4096 -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
       -artifact_prefix="target/fuzz/artifacts/$t/" >"$log" 2>&1; then
     local execs cov
     execs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log")
