@@ -39,6 +39,13 @@ test: wasm venv
 	cargo test -p scopegate-core -p scopegate-cli -p proxy-wasm-harness -p scopegate-integration -p scopegate-example-auth-server
 	filter/scripts/test-core-wasm.sh
 	.venv/bin/python -m pytest -q envoy/tests
+	FUZZ_JOBS=2 filter/scripts/fuzz-smoke.sh 20
+
+# cargo-fuzz on the core: every target 20 s (CI smoke); `make fuzz FUZZ_SECONDS=600` for a long run.
+.PHONY: fuzz
+FUZZ_SECONDS ?= 20
+fuzz:
+	FUZZ_JOBS=2 filter/scripts/fuzz-smoke.sh $(FUZZ_SECONDS)
 
 demo: wasm venv
 	cargo build -q -p scopegate-example-auth-server

@@ -3,7 +3,8 @@
 # filter/fuzz for a bounded time. CI smoke by default; longer runs by argument.
 #
 # Usage: filter/scripts/fuzz-smoke.sh [SECONDS_PER_TARGET (default 20)] [TARGET...]
-#   FUZZ_JOBS=N   run N targets at once (default 1)
+#   FUZZ_JOBS=N           run N targets at once (default 1)
+#   FUZZ_TOOLCHAIN=stable  use the stable fallback even when nightly exists (to test it)
 #
 # - Installs cargo-fuzz (pinned) when missing (~100 s on a 2-core machine).
 # - Uses the nightly toolchain when there is one (`cargo +nightly fuzz`),
@@ -30,7 +31,7 @@ if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "$CARGO_FUZZ_VE
   echo "fuzz-smoke: cargo-fuzz installed in $(( $(date +%s) - t0 ))s" >&2
 fi
 
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+if [ "${FUZZ_TOOLCHAIN:-}" != stable ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   fuzz=(cargo +nightly fuzz)
   echo "fuzz-smoke: using the nightly toolchain ($(rustc +nightly --version))" >&2
 else
@@ -40,14 +41,18 @@ fi
 
 if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <("${fuzz[@]}" list --fuzz-dir filter/fuzz); fi
 t0=$(date +%s)
-"${fuzz[@]}" build "${FUZZ[@]}" >&2
+if [ $# -gt 0 ]; then
+  for t in "${targets[@]}"; do "${fuzz[@]}" build "${FUZZ[@]}" "$t" >&2; done
+else
+  "${fuzz[@]}" build "${FUZZ[@]}" >&2
+fi
 echo "fuzz-smoke: built ${#targets[@]} targets in $(( $(date +%s) - t0 ))s" >&2
 
 run_one() {
   local t=$1 log=target/fuzz/logs/$1.log
   mkdir -p "target/fuzz/corpus/$t" "target/fuzz/artifacts/$t" target/fuzz/logs
   if "${fuzz[@]}" run "${FUZZ[@]}" "$t" "target/fuzz/corpus/$t" "filter/fuzz/corpus/$t" -- \
-      -max_total_time="$SECS" -max_len=4096 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+      -max_total_time="$SECS" -max_len=4096 -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
       -artifact_prefix="target/fuzz/artifacts/$t/" >"$log" 2>&1; then
     local execs cov
     execs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log")

@@ -65,6 +65,9 @@ pub(crate) struct HostState {
     pub(crate) random_state: u64,
     /// Log lines of VMs that were dropped (e.g. Envoy's discarded startup VMs).
     pub(crate) retired_logs: Vec<crate::vm::LogLine>,
+    /// Fault injection: (vm_id, key) -> how many more conditional sets of it
+    /// lose a race to another VM's write (see [`Host::race_shared_data`]).
+    pub(crate) shared_races: HashMap<(String, String), usize>,
 }
 
 /// One simulated Envoy process. Cheap to clone (a shared handle); not `Send`:
@@ -147,6 +150,7 @@ impl Host {
                 monotonic: Duration::from_secs(1),
                 random_state: 0x9e37_79b9_7f4a_7c15,
                 retired_logs: Vec::new(),
+                shared_races: HashMap::new(),
             })),
         }
     }
@@ -164,6 +168,42 @@ impl Host {
     /// Sets the virtual clock (no timers fire; use [`Host::advance`] for that).
     pub fn set_time(&self, t: SystemTime) {
         self.state.borrow_mut().now = t;
+    }
+
+    /// Steps the wall clock to `t`, forward or back, as an NTP step or an
+    /// operator's `date -s` does under a running Envoy: what the filter reads
+    /// (`proxy_get_current_time_nanoseconds`) jumps, but Envoy's timers run on
+    /// the monotonic clock, so ticks, callout timeouts and delayed replies
+    /// keep the time they had left. Nothing fires. (Contrast
+    /// [`Host::set_time`], which moves the wall clock and leaves timers at
+    /// their old wall-clock instants.)
+    pub fn step_wall_clock(&self, t: SystemTime) {
+        let from = self.now();
+        let shift = |x: SystemTime| -> SystemTime {
+            match t.duration_since(from) {
+                Ok(d) => x + d,
+                Err(e) => x.checked_sub(e.duration()).unwrap_or(UNIX_EPOCH),
+            }
+        };
+        let vms: Vec<_> = {
+            let mut st = self.state.borrow_mut();
+            for c in &mut st.callouts {
+                if let Some((at, _)) = &mut c.scheduled {
+                    *at = shift(*at);
+                }
+                if let Some(d) = &mut c.deadline {
+                    *d = shift(*d);
+                }
+            }
+            st.now = t;
+            st.vms.iter().filter_map(std::rc::Weak::upgrade).collect()
+        };
+        for vm in vms {
+            if let Ok(mut inner) = vm.try_borrow_mut() {
+                let data = inner.data_mut();
+                data.next_tick = data.next_tick.map(shift);
+            }
+        }
     }
 
     /// Moves the clock forward by `d`, firing ticks, callout timeouts and
@@ -187,6 +227,27 @@ impl Host {
             host: self.clone(),
             name: name.to_string(),
         }
+    }
+
+    /// Removes a cluster, as a CDS update does: from now on `proxy_http_call`
+    /// to it returns BadArgument (Envoy's answer for an unknown cluster) until
+    /// [`Host::cluster`] adds it again. Callouts already in flight are kept.
+    /// `true` if the cluster existed.
+    pub fn remove_cluster(&self, name: &str) -> bool {
+        self.state.borrow_mut().clusters.remove(name).is_some()
+    }
+
+    /// Fault injection: the next `n` conditional `proxy_set_shared_data`
+    /// calls (CAS given, not 0) on `key` of `vm_id` lose a race with another
+    /// VM, as they can in Envoy where workers run in parallel: just before
+    /// each, another writer stores the entry's current value again (a new
+    /// CAS), so the call returns CasMismatch. Unconditional sets are not
+    /// affected and do not use up `n`.
+    pub fn race_shared_data(&self, vm_id: &str, key: &str, n: usize) {
+        self.state
+            .borrow_mut()
+            .shared_races
+            .insert((vm_id.to_string(), key.to_string()), n);
     }
 
     /// Callouts that no one answered yet, from every VM, in dispatch order.

@@ -702,6 +702,18 @@ fn proxy_set_shared_data(mut c: C<'_>, kp: i32, ks: i32, vp: i32, vs: i32, cas: 
     let host = c.data().host.clone();
     let mut h = host.borrow_mut();
     let key = (vm_id, key);
+    // Fault injection (Host::race_shared_data): another VM writes first.
+    if cas != 0
+        && h.shared.contains_key(&key)
+        && let Some(n) = h.shared_races.get_mut(&key)
+        && *n > 0
+    {
+        *n -= 1;
+        let bumped = h.take_cas();
+        if let Some(ent) = h.shared.get_mut(&key) {
+            ent.cas = bumped;
+        }
+    }
     if let Some(ent) = h.shared.get(&key)
         && cas != 0
         && cas != ent.cas

@@ -167,6 +167,36 @@ impl RemoteKeys {
         allowed
     }
 
+    /// Corrects for a wall clock that went back: timestamps in the future
+    /// (when keys were fetched, a fetch started, a retry or kid refetch is
+    /// allowed) would otherwise hold off refreshes and retries for as long as
+    /// the jump. They are moved to `now`; keys fetched "in the future" are of
+    /// unknown age, so a refresh is due at once (the keys are kept meanwhile).
+    /// `true` if anything was moved (the caller logs it). Call before
+    /// [`RemoteKeys::next_fetch`].
+    pub fn notice_clock(&mut self, now: i64) -> bool {
+        let mut moved = false;
+        if self.fetched_at.is_some_and(|t| t > now) {
+            self.fetched_at = Some(now.saturating_sub(self.config.cache_duration_seconds));
+            moved = true;
+        }
+        if let Some((_, since)) = &mut self.in_flight
+            && *since > now
+        {
+            *since = now;
+            moved = true;
+        }
+        if self.retry_at > now.saturating_add(MAX_BACKOFF_SECONDS) {
+            self.retry_at = now;
+            moved = true;
+        }
+        if self.last_kid_refetch.is_some_and(|t| t > now) {
+            self.last_kid_refetch = None;
+            moved = true;
+        }
+        moved
+    }
+
     /// The fetch to start now, if any. The caller dispatches it and calls
     /// [`RemoteKeys::started`] (or [`RemoteKeys::failed`] if dispatch failed).
     pub fn next_fetch(&self, now: i64) -> Option<Fetch> {

@@ -417,3 +417,35 @@ fn base64_std(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// Regression (fault injection, issue 9): after the wall clock went back, the
+/// timestamps recorded before the jump held off refreshes and retries for as
+/// long as the jump. `notice_clock` moves them to the new present.
+#[test]
+fn a_clock_that_went_back_does_not_stall_refreshes_or_retries() {
+    let mut r = remote(false);
+    let later = 1_000_000;
+    r.started(r.next_fetch(later).unwrap(), later);
+    assert!(r.answered(later, 200, &jwks_body()).unwrap().is_some());
+    // A day back: the keys look fetched in the future.
+    let now = later - 86_400;
+    assert_eq!(r.next_fetch(now + 600), None, "stalled without the correction");
+    assert!(r.notice_clock(now));
+    assert!(!r.notice_clock(now), "nothing left to correct");
+    assert!(r.next_fetch(now).is_some(), "keys of unknown age: refreshed at once");
+    // A failure's backoff, then another jump back: the retry is not held off.
+    r.started(r.next_fetch(now).unwrap(), now);
+    r.failed(now);
+    assert!(r.next_fetch(now).is_none(), "backing off");
+    let back = now - 86_400;
+    assert_eq!(r.next_fetch(back), None);
+    assert!(r.notice_clock(back));
+    assert!(r.next_fetch(back).is_some());
+    // A kid refetch recorded in the future does not block new ones.
+    assert!(r.want_refetch_for_unknown_kid(now));
+    assert!(!r.want_refetch_for_unknown_kid(back));
+    assert!(r.notice_clock(back));
+    assert!(r.want_refetch_for_unknown_kid(back));
+    // Keys are kept throughout.
+    assert!(r.keys().is_some());
+}

@@ -32,7 +32,10 @@ fn remote(discovery: bool) -> RemoteKeys {
     )
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(
+    // Key generation (RSA-2048) before the first unit, not in its time budget.
+    init: { scopegate_testkit::keys(); },
+    |data: &[u8]| {
     let _ = is_unambiguous(data);
     let _ = read_publication(data);
     if std::str::from_utf8(data).is_ok() {

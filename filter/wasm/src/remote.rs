@@ -166,10 +166,22 @@ impl Remote {
     pub fn tick(&mut self, policy: &Policy, metrics: &Metrics, now: i64) -> Vec<Settle> {
         let mut settled = Vec::new();
         for i in 0..self.providers.len() {
+            if let (Some(Some(r)), Some(name)) = (self.providers.get_mut(i), self.names.get(i))
+                && r.notice_clock(now)
+            {
+                log(
+                    LogLevel::Warn,
+                    &format!("scopegate: provider {name}: the clock went back to {now}; JWKS fetch timers reset"),
+                );
+            }
             if self.adopt_published(i, now, metrics) {
                 settled.extend(self.settle(policy, i, now));
             }
-            self.start_fetch(i, now, metrics);
+            if self.start_fetch(i, now, metrics) {
+                // The host refused the callout: no answer will come, so the
+                // requests waiting for it get their fallback now.
+                settled.extend(self.settle(policy, i, now));
+            }
         }
         let (expired, kept): (Vec<Waiter>, Vec<Waiter>) =
             self.waiters.drain(..).partition(|w| now >= w.deadline);
@@ -225,16 +237,18 @@ impl Remote {
         }
     }
 
-    fn start_fetch(&mut self, i: usize, now: i64, metrics: &Metrics) {
+    /// Starts provider `i`'s due fetch, if any; `true` if the host refused
+    /// to dispatch it.
+    fn start_fetch(&mut self, i: usize, now: i64, metrics: &Metrics) -> bool {
         let (Some(Some(r)), Some(name)) = (self.providers.get_mut(i), self.names.get(i)) else {
-            return;
+            return false;
         };
         let Some(fetch) = r.next_fetch(now) else {
-            return;
+            return false;
         };
         let timeout_ms = r.config().timeout_ms;
         if !take_lease(name, now, timeout_ms) {
-            return;
+            return false;
         }
         let cluster = r.config().cluster.clone();
         let authority = r.config().authority.clone();
@@ -254,8 +268,10 @@ impl Remote {
             Ok(token) => {
                 r.started(fetch, now);
                 self.calls.push((token, i));
+                false
             }
             Err(status) => {
+                release_lease(name);
                 r.failed(now);
                 metrics.jwks_failed(i);
                 log(
@@ -266,6 +282,7 @@ impl Remote {
                         cluster
                     ),
                 );
+                true
             }
         }
     }
@@ -336,7 +353,7 @@ impl Remote {
                     LogLevel::Info,
                     &format!("scopegate: provider {name}: discovery gave the JWKS location"),
                 );
-                self.start_fetch(i, now, metrics);
+                let _ = self.start_fetch(i, now, metrics);
             }
             Err(e) => {
                 metrics.jwks_failed(i);
@@ -395,10 +412,13 @@ fn take_lease(name: &str, now: i64, timeout_ms: u64) -> bool {
     let value = until.to_string();
     match hostcalls::get_shared_data(&key) {
         Ok((Some(bytes), cas)) => {
+            // A lease ending after `until` was taken before the clock went
+            // back: it is not honoured (it would stop every fetch for as
+            // long as the jump).
             let held = std::str::from_utf8(&bytes)
                 .ok()
                 .and_then(|s| s.parse::<i64>().ok())
-                .is_some_and(|t| t > now);
+                .is_some_and(|t| t > now && t <= until);
             !held && hostcalls::set_shared_data(&key, Some(value.as_bytes()), cas).is_ok()
         }
         Ok((None, cas)) => hostcalls::set_shared_data(&key, Some(value.as_bytes()), cas).is_ok(),
