@@ -442,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)  # also when started with SIGINT ignored (`demo.py &`)
     workroot = Path(tempfile.mkdtemp(prefix="scopegate-mesh-"))
     auth: AuthServer | None = None
     sidecars: dict[str, ScopegateEnvoy] = {}

@@ -699,6 +699,15 @@ fn compile_provider(
         .remote_jwks
         .as_ref()
         .and_then(|r| compile_remote(&format!("{at}.remote_jwks"), r, errors));
+    let revocation = p.revocation.as_ref().and_then(|r| {
+        crate::revocation::compile(
+            &format!("{at}.revocation"),
+            r,
+            i64::try_from(skew).unwrap_or(i64::MAX),
+            p.max_lifetime_seconds,
+            &mut errors.0,
+        )
+    });
     let mut keys = Vec::new();
     for (j, k) in p.pem_keys.iter().enumerate() {
         match key_from_pem(k.kid.clone(), &k.pem, k.alg.as_deref()) {
@@ -785,6 +794,7 @@ fn compile_provider(
             .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
         require_typ,
         remote,
+        revocation,
     })
 }
 

@@ -182,6 +182,100 @@ pub struct ProviderConfig {
     /// tokens (`application/at+jwt` is accepted too; case-insensitive).
     #[serde(default)]
     pub require_typ: Option<String>,
+    /// Revoked tokens (logout): inline entries and an optional feed polled
+    /// from the auth server. See `filter/CONFIG.md`, `revocation`.
+    #[serde(default)]
+    pub revocation: Option<RevocationConfig>,
+}
+
+/// A provider's `revocation` section.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RevocationConfig {
+    /// Revoked token ids, always applied (same shape as the feed's `jti`).
+    #[serde(default)]
+    pub jti: Vec<RevokedJtiConfig>,
+    /// Revoked subjects ("log out everywhere"), always applied.
+    #[serde(default)]
+    pub subjects: Vec<RevokedSubjectConfig>,
+    /// The revocation feed, polled through an Envoy cluster (`filter/PROTOCOLS.md`).
+    #[serde(default)]
+    pub remote: Option<RevocationRemoteConfig>,
+    /// The feed is stale when no poll succeeded (200 or 304) for this long,
+    /// and before the first successful poll. Default 300.
+    #[serde(default)]
+    pub max_staleness_seconds: Option<u64>,
+    /// What a stale feed means for this provider's tokens: `"fail_closed"`
+    /// (503 `revocation_unavailable`) or `"fail_open"` (allowed, counted,
+    /// logged). Default: fail open, except on `sensitive` rules, which always
+    /// fail closed.
+    #[serde(default)]
+    pub on_stale: Option<OnStaleConfig>,
+    /// Most entries held for this provider (inline and fetched). A feed update
+    /// beyond it is refused. Default 100000.
+    #[serde(default)]
+    pub max_entries: Option<usize>,
+    /// How long an entry without `exp` is kept (from first seen for a `jti`,
+    /// from `revoked_before` for a subject). Default: the provider's
+    /// `max_lifetime_seconds`, else 86400.
+    #[serde(default)]
+    pub max_token_lifetime_seconds: Option<u64>,
+}
+
+/// One revoked token id.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RevokedJtiConfig {
+    /// The token's `jti` claim.
+    pub jti: String,
+    /// The revoked token's own expiry (Unix seconds): the entry is dropped after it (plus clock skew).
+    #[serde(default)]
+    pub exp: Option<i64>,
+}
+
+/// One revoked subject: its tokens issued before `revoked_before`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RevokedSubjectConfig {
+    /// The tokens' `sub` claim.
+    pub sub: String,
+    /// Tokens with `iat` before this (Unix seconds), or without `iat`, are refused.
+    pub revoked_before: i64,
+    /// When the last such token expires (Unix seconds): the entry is dropped after it (plus clock skew).
+    #[serde(default)]
+    pub exp: Option<i64>,
+}
+
+/// Where and how often to poll the revocation feed.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RevocationRemoteConfig {
+    /// The Envoy cluster that reaches the auth server. Required.
+    pub cluster: String,
+    /// `:authority` of the request. Required.
+    pub authority: String,
+    /// Path of the feed. Default `/revocations`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Seconds between polls. Default 10.
+    #[serde(default)]
+    pub poll_interval_seconds: Option<u64>,
+    /// Per-poll timeout. Default 2000 ms.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// See [`RevocationConfig::on_stale`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OnStaleConfig {
+    FailClosed,
+    FailOpen,
 }
 
 /// A PEM public key.
@@ -285,6 +379,10 @@ pub struct RuleConfig {
     /// Decide and report, but do not enforce, this rule. Default `false`.
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// A sensitive rule never lets a token through on a stale revocation
+    /// list: 503 `revocation_unavailable`, whatever `on_stale` says. Default `false`.
+    #[serde(default)]
+    pub sensitive: Option<bool>,
 }
 
 /// The rule applied when no rule matches: a rule without `match`.
@@ -303,6 +401,9 @@ pub struct DefaultRuleConfig {
     pub claims: Vec<ClaimConditionConfig>,
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// As a rule's `sensitive`. Default `false`.
+    #[serde(default)]
+    pub sensitive: Option<bool>,
 }
 
 /// One claim condition: `claim` and exactly one of `equals`, `contains`, `one_of`.

@@ -4,6 +4,7 @@ use crate::cache::TokenCache;
 use crate::compile::{Access, Policy, Rule};
 use crate::principal::{ClaimPath, Principal};
 use crate::reason::Reason;
+use crate::revocation::Check;
 use crate::routes::{normalize, parse_authority};
 use crate::rules::{DRY_RUN_HEADER, RouteFacts, Verdict};
 use crate::token::{Found, TokenSource, cookies_without, extract, path_without_query_param};
@@ -49,7 +50,11 @@ pub struct Pending {
     /// The denial if waiting is not possible (503 `jwks_unavailable`, or 401 `unknown_kid`).
     pub fallback: Deny,
     /// What to do then: `Deny(fallback)`, or in dry-run an `Allow` carrying it.
+    /// For a revocation wait: the decision on a stale list (the 503 denial,
+    /// or with `on_stale: fail_open` the allow).
     pub otherwise: Box<Decision>,
+    /// `true`: waiting for the provider's first revocation poll, not for keys.
+    pub revocation: bool,
 }
 
 impl Decision {
@@ -97,6 +102,9 @@ pub struct Allow {
     pub ignored_token: Option<Failure>,
     /// Dry-run: the denial that was decided but not enforced.
     pub dry_run: Option<Box<Deny>>,
+    /// Allowed although the provider's revocation list is stale
+    /// (`on_stale: fail_open`): counted and logged by the shim.
+    pub revocation_stale: bool,
 }
 
 /// Refuse the request with a local reply.
@@ -127,6 +135,14 @@ impl Request<'_> {
                 .map(|(_, v)| *v),
         }
     }
+}
+
+/// A verified token whose provider's revocation list is stale.
+#[derive(Clone, Copy)]
+struct StaleRevocation {
+    provider: usize,
+    never_polled: bool,
+    open: bool,
 }
 
 /// Where the principal comes from.
@@ -265,6 +281,7 @@ impl Policy {
             return self.settle(req, None, Err(d), None, &[], None);
         };
 
+        let mut stale: Option<StaleRevocation> = None;
         let (presented, token) = match identity {
             Identity::Given(p) => (Ok(None), p.map(Ok)),
             Identity::FromRequest(keys) => {
@@ -272,7 +289,18 @@ impl Policy {
                 let token = match &presented {
                     Ok(None) => None,
                     Err(f) => Some(Err(f.clone())),
-                    Ok(Some(p)) => Some(self.verify_cached(p, req.now_unix_seconds, keys)),
+                    Ok(Some(p)) => Some(
+                        self.verify_cached(p, req.now_unix_seconds, keys)
+                            .and_then(|pr| {
+                                self.revocation_check(
+                                    pr,
+                                    rule,
+                                    req.now_unix_seconds,
+                                    keys,
+                                    &mut stale,
+                                )
+                            }),
+                    ),
                 };
                 (presented, token)
             }
@@ -283,7 +311,7 @@ impl Policy {
         };
         let token = token.map(|t| t.map(|p| self.with_configured_scopes(p)));
 
-        match (&rule.access, token) {
+        let decision = match (&rule.access, token) {
             (Access::Public, None) => {
                 self.settle(req, Some(rule), Ok(Reason::Public), None, found_at, None)
             }
@@ -320,7 +348,102 @@ impl Policy {
                     self.settle(req, Some(rule), Err(d), Some(p), found_at, None)
                 }
             },
+        };
+        match stale {
+            None => decision,
+            Some(s) => self.on_stale_revocation(decision, s, rule),
         }
+    }
+
+    /// Refuses a verified token its provider revoked; notes a stale list
+    /// (refused here when the rule or `on_stale` fails closed).
+    fn revocation_check(
+        &self,
+        p: Principal,
+        rule: &Rule,
+        now: i64,
+        keys: &dyn KeySource,
+        stale: &mut Option<StaleRevocation>,
+    ) -> Result<Principal, Failure> {
+        let Some((index, rev)) = self
+            .providers
+            .iter()
+            .enumerate()
+            .find(|(_, pr)| pr.name == p.provider)
+            .and_then(|(i, pr)| pr.revocation.as_ref().map(|r| (i, r)))
+        else {
+            return Ok(p);
+        };
+        match rev.check(keys.revocations(index), &p.claims, now, rule.sensitive) {
+            Check::Clear => Ok(p),
+            Check::Revoked(detail) => Err(Failure {
+                reason: Reason::TokenRevoked,
+                detail,
+                provider: Some(index),
+            }),
+            Check::Unavailable {
+                never_polled,
+                closed,
+                detail,
+            } => {
+                if rule.access != Access::Public {
+                    *stale = Some(StaleRevocation {
+                        provider: index,
+                        never_polled,
+                        open: !closed,
+                    });
+                }
+                if closed {
+                    Err(Failure {
+                        reason: Reason::RevocationUnavailable,
+                        detail,
+                        provider: Some(index),
+                    })
+                } else {
+                    Ok(p)
+                }
+            }
+        }
+    }
+
+    /// A decision taken on a stale revocation list: an allow is marked (fail
+    /// open); before the first poll, a decision the poll could change waits
+    /// for it ([`Decision::Pending`] with `revocation`).
+    fn on_stale_revocation(&self, decision: Decision, s: StaleRevocation, rule: &Rule) -> Decision {
+        let mut decision = decision;
+        if let Decision::Allow(a) = &mut decision
+            && s.open
+        {
+            a.revocation_stale = true;
+        }
+        if !s.never_polled {
+            return decision;
+        }
+        let fallback = match &decision {
+            Decision::Deny(d) if d.reason == Reason::RevocationUnavailable => d.clone(),
+            Decision::Allow(a) => match &a.dry_run {
+                Some(d) if d.reason != Reason::RevocationUnavailable => return decision,
+                Some(d) => (**d).clone(),
+                None => Deny {
+                    status: 503,
+                    reason: Reason::RevocationUnavailable,
+                    rule: Some(rule.name.clone()),
+                    realm: self.realm.clone(),
+                    required_scopes: Vec::new(),
+                    detail: "waiting for the first revocation poll".into(),
+                    provider: self.providers.get(s.provider).map(|p| p.name.clone()),
+                },
+            },
+            // Refused for another reason: the poll cannot change that.
+            _ => return decision,
+        };
+        Decision::Pending(Pending {
+            provider: s.provider,
+            unknown_kid: false,
+            fallback,
+            otherwise: Box::new(decision),
+            revocation: true,
+        })
     }
 
     /// Verifies a presented token, through the verified-token cache when the
@@ -456,7 +579,10 @@ impl Policy {
         let remote = f
             .provider
             .filter(|i| self.providers.get(*i).is_some_and(|p| p.remote.is_some()));
-        let status = if f.reason == Reason::JwksUnavailable {
+        let status = if matches!(
+            f.reason,
+            Reason::JwksUnavailable | Reason::RevocationUnavailable
+        ) {
             503
         } else {
             401
@@ -481,6 +607,7 @@ impl Policy {
                     unknown_kid: f.reason == Reason::UnknownKid,
                     fallback: deny,
                     otherwise: Box::new(settled),
+                    revocation: false,
                 })
             }
             _ => settled,
@@ -559,6 +686,7 @@ impl Policy {
             set_headers,
             ignored_token,
             dry_run: None,
+            revocation_stale: false,
         }
     }
 }

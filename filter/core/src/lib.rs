@@ -20,6 +20,7 @@ pub mod keys;
 pub mod principal;
 pub mod reason;
 pub mod reply;
+pub mod revocation;
 pub mod routes;
 pub mod rules;
 pub mod table;

@@ -56,11 +56,15 @@ pub enum Reason {
     ApiKeyInvalid,
     /// A configured API key past its `expires_at`.
     ApiKeyExpired,
+    /// The token was revoked (its `jti`, or its subject before its `iat`).
+    TokenRevoked,
+    /// The provider's revocation list is stale and the rule fails closed.
+    RevocationUnavailable,
 }
 
 impl Reason {
     /// Every reason, for defining one metric each.
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 27] = [
         Reason::Allowed,
         Reason::Public,
         Reason::TokenMissing,
@@ -86,6 +90,8 @@ impl Reason {
         Reason::JwksUnavailable,
         Reason::ApiKeyInvalid,
         Reason::ApiKeyExpired,
+        Reason::TokenRevoked,
+        Reason::RevocationUnavailable,
     ];
 
     /// The stable string for replies, logs and metrics.
@@ -116,6 +122,8 @@ impl Reason {
             Reason::JwksUnavailable => "jwks_unavailable",
             Reason::ApiKeyInvalid => "api_key_invalid",
             Reason::ApiKeyExpired => "api_key_expired",
+            Reason::TokenRevoked => "token_revoked",
+            Reason::RevocationUnavailable => "revocation_unavailable",
         }
     }
 
@@ -148,6 +156,8 @@ impl Reason {
             Reason::JwksUnavailable => "the keys to verify the token are not available",
             Reason::ApiKeyInvalid => "the API key is not valid",
             Reason::ApiKeyExpired => "the API key expired",
+            Reason::TokenRevoked => "the access token was revoked",
+            Reason::RevocationUnavailable => "the token revocation list is not available",
         }
     }
 }

@@ -183,6 +183,8 @@ pub struct Rule {
     /// All must hold.
     pub(crate) claims: Vec<ClaimCondition>,
     pub(crate) dry_run: bool,
+    /// Stale revocation data always refuses here (fail closed).
+    pub(crate) sensitive: bool,
 }
 
 /// The facts a rule is matched on.
@@ -224,6 +226,10 @@ impl Rule {
     }
     pub fn dry_run(&self) -> bool {
         self.dry_run
+    }
+    /// Whether stale revocation data always refuses on this rule.
+    pub fn sensitive(&self) -> bool {
+        self.sensitive
     }
 
     /// Every condition but the path (which the route table has checked).
@@ -657,6 +663,7 @@ fn compile_rule(
         providers: rule_providers,
         claims,
         dry_run: r.dry_run.unwrap_or(false),
+        sensitive: r.sensitive.unwrap_or(false),
     })
 }
 
@@ -699,6 +706,7 @@ fn compile_default(
         providers: rule_providers,
         claims,
         dry_run: d.dry_run.unwrap_or(false),
+        sensitive: d.sensitive.unwrap_or(false),
     })
 }
 

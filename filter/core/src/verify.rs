@@ -43,6 +43,8 @@ pub struct Provider {
     pub(crate) require_typ: Option<String>,
     /// Keys fetched at run time (see [`crate::jwks`]), in addition to `keys`.
     pub(crate) remote: Option<crate::jwks::RemoteJwks>,
+    /// Revoked tokens (see [`crate::revocation`]).
+    pub(crate) revocation: Option<crate::revocation::Revocation>,
 }
 
 impl Provider {
@@ -67,6 +69,9 @@ impl Provider {
     pub fn remote(&self) -> Option<&crate::jwks::RemoteJwks> {
         self.remote.as_ref()
     }
+    pub fn revocation(&self) -> Option<&crate::revocation::Revocation> {
+        self.revocation.as_ref()
+    }
 }
 
 /// Keys fetched at run time, by provider index (the shim's JWKS cache).
@@ -80,6 +85,12 @@ pub trait KeySource {
     }
     /// The verified-token cache to use, if any.
     fn token_cache(&self) -> Option<&core::cell::RefCell<crate::cache::TokenCache>> {
+        None
+    }
+    /// Provider `index`'s fetched revocation list and when it was last
+    /// polled successfully; `None`: nothing fetched (a provider with a
+    /// revocation feed is then treated as never polled).
+    fn revocations(&self, _index: usize) -> Option<&crate::revocation::RevocationView> {
         None
     }
 }

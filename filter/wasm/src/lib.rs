@@ -22,6 +22,7 @@ mod apply;
 mod facts;
 mod metrics;
 mod remote;
+mod revocation;
 
 use apply::{Applied, apply, internal_error};
 use facts::{Facts, now_unix_seconds};
@@ -211,7 +212,11 @@ impl HttpContext for Stream {
         };
         if let Decision::Pending(p) = &decision
             && let Ok(mut r) = c.remote.try_borrow_mut()
-            && r.may_wait(p.provider, p.unknown_kid, now)
+            && (if p.revocation {
+                r.may_wait_revocation(p.provider)
+            } else {
+                r.may_wait(p.provider, p.unknown_kid, now)
+            })
         {
             r.wait(self.id, p.provider, facts, now);
             return Action::Pause;

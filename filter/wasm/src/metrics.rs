@@ -5,7 +5,11 @@
 //! reason (see `scopegate_core::Reason`); per rule
 //! `scopegate.rule.<name>.allowed` / `.denied`; `scopegate.superadmin_used`;
 //! `scopegate.dry_run.would_deny`; for remote JWKS providers
-//! `scopegate.jwks.<provider>.fetch_ok`, `.fetch_failed` and `.adopted`.
+//! `scopegate.jwks.<provider>.fetch_ok`, `.fetch_failed` and `.adopted`;
+//! for providers with a `revocation` section
+//! `scopegate.revocation.<provider>.poll_ok`, `.poll_not_modified`,
+//! `.poll_failed`, `.overflow`, `.revoked`, `.stale_denied`, `.stale_allowed`
+//! (counters) and `.entries` (gauge: fetched entries held).
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
@@ -24,6 +28,32 @@ pub struct Metrics {
     dry_run_would_deny: Option<u32>,
     /// Per provider name: (allowed, denied) of requests whose token it verified or chose.
     providers: std::collections::BTreeMap<String, (Option<u32>, Option<u32>)>,
+    /// Per provider index: its revocation counters (`None` without a `revocation` section).
+    revocation: Vec<(String, Option<RevocationIds>)>,
+    /// Fail-open allows not yet logged, and when the last warning was logged.
+    stale_allows: core::cell::Cell<(u64, i64)>,
+}
+
+/// See the module doc.
+#[derive(Clone, Copy)]
+pub struct RevocationIds {
+    poll_ok: Option<u32>,
+    poll_not_modified: Option<u32>,
+    poll_failed: Option<u32>,
+    overflow: Option<u32>,
+    revoked: Option<u32>,
+    stale_denied: Option<u32>,
+    stale_allowed: Option<u32>,
+    entries: Option<u32>,
+}
+
+/// A poll's outcome, for [`Metrics::revocation_poll`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    Ok,
+    NotModified,
+    Failed,
+    Overflow,
 }
 
 fn counter(name: &str) -> Option<u32> {
@@ -39,6 +69,30 @@ fn bump(id: Option<u32>) {
 impl Metrics {
     pub fn define(policy: &scopegate_core::Policy) -> Metrics {
         Metrics {
+            revocation: policy
+                .providers()
+                .iter()
+                .map(|p| {
+                    let n = p.name();
+                    let c = |what: &str| counter(&format!("scopegate.revocation.{n}.{what}"));
+                    let ids = p.revocation().map(|_| RevocationIds {
+                        poll_ok: c("poll_ok"),
+                        poll_not_modified: c("poll_not_modified"),
+                        poll_failed: c("poll_failed"),
+                        overflow: c("overflow"),
+                        revoked: c("revoked"),
+                        stale_denied: c("stale_denied"),
+                        stale_allowed: c("stale_allowed"),
+                        entries: hostcalls::define_metric(
+                            MetricType::Gauge,
+                            &format!("scopegate.revocation.{n}.entries"),
+                        )
+                        .ok(),
+                    });
+                    (n.to_owned(), ids)
+                })
+                .collect(),
+            stale_allows: core::cell::Cell::new((0, i64::MIN)),
             jwks: policy
                 .providers()
                 .iter()
@@ -106,6 +160,77 @@ impl Metrics {
         bump(self.jwks.get(provider).and_then(|m| m.2));
     }
 
+    fn revocation_ids(&self, provider: usize) -> Option<RevocationIds> {
+        self.revocation.get(provider).and_then(|(_, ids)| *ids)
+    }
+
+    /// Counts a revocation poll of `provider` (an overflow is a failed poll too).
+    pub fn revocation_poll(&self, provider: usize, outcome: Poll) {
+        let Some(ids) = self.revocation_ids(provider) else {
+            return;
+        };
+        match outcome {
+            Poll::Ok => bump(ids.poll_ok),
+            Poll::NotModified => bump(ids.poll_not_modified),
+            Poll::Failed => bump(ids.poll_failed),
+            Poll::Overflow => {
+                bump(ids.poll_failed);
+                bump(ids.overflow);
+            }
+        }
+    }
+
+    /// Sets the gauge of fetched revocation entries held by `provider`.
+    pub fn revocation_entries(&self, provider: usize, entries: usize) {
+        if let Some(id) = self.revocation_ids(provider).and_then(|ids| ids.entries) {
+            let _ = hostcalls::record_metric(id, u64::try_from(entries).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// Revocation counters of a decision: refused as revoked, refused or
+    /// allowed on a stale list (fail-open allows also get a warning, at most
+    /// one every 10 s per worker, with the count).
+    fn record_revocation(&self, decision: &Decision) {
+        let by_name = |name: Option<&str>| {
+            name.and_then(|n| self.revocation.iter().find(|(p, _)| p == n))
+                .and_then(|(_, ids)| *ids)
+        };
+        if let Some(d) = decision.would_deny() {
+            let Some(ids) = by_name(d.provider.as_deref()) else {
+                return;
+            };
+            match d.reason {
+                Reason::TokenRevoked => bump(ids.revoked),
+                Reason::RevocationUnavailable => bump(ids.stale_denied),
+                _ => {}
+            }
+            return;
+        }
+        if let Decision::Allow(a) = decision
+            && a.revocation_stale
+        {
+            let provider = a.principal.as_ref().map(|p| p.provider.as_str());
+            if let Some(ids) = by_name(provider) {
+                bump(ids.stale_allowed);
+            }
+            let now = crate::facts::now_unix_seconds().unwrap_or(0);
+            let (pending, last) = self.stale_allows.get();
+            let pending = pending.saturating_add(1);
+            if now >= last.saturating_add(10) {
+                crate::log(
+                    proxy_wasm::types::LogLevel::Warn,
+                    &format!(
+                        "scopegate: provider {}: {pending} request(s) allowed on a stale revocation list (on_stale: fail_open)",
+                        provider.unwrap_or("-")
+                    ),
+                );
+                self.stale_allows.set((0, now));
+            } else {
+                self.stale_allows.set((pending, last));
+            }
+        }
+    }
+
     /// Counts a final decision (a pending one is counted when it settles).
     pub fn record(&self, decision: &Decision) {
         if let Decision::Pending(p) = decision {
@@ -142,5 +267,6 @@ impl Metrics {
         if let Some((_, id)) = self.by_reason.iter().find(|(r, _)| *r == reason) {
             bump(*id);
         }
+        self.record_revocation(decision);
     }
 }

@@ -58,6 +58,8 @@ pub struct Remote {
     seen_cas: Vec<Option<u32>>,
     calls: Vec<(u32, usize)>,
     waiters: Vec<Waiter>,
+    /// Revocation feeds (see [`crate::revocation`]).
+    revocations: crate::revocation::Revocations,
 }
 
 impl KeySource for Remote {
@@ -75,6 +77,10 @@ impl KeySource for Remote {
 
     fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
         Some(&self.cache)
+    }
+
+    fn revocations(&self, index: usize) -> Option<&scopegate_core::revocation::RevocationView> {
+        self.revocations.view(index)
     }
 }
 
@@ -108,11 +114,18 @@ impl Remote {
             providers,
             calls: Vec::new(),
             waiters: Vec::new(),
+            revocations: crate::revocation::Revocations::new(policy),
         }
     }
 
     pub fn any(&self) -> bool {
-        self.providers.iter().any(Option::is_some)
+        self.providers.iter().any(Option::is_some) || self.revocations.any()
+    }
+
+    /// Whether a request pending on provider `provider`'s first revocation
+    /// poll may wait for it.
+    pub fn may_wait_revocation(&self, provider: usize) -> bool {
+        self.waiters.len() < MAX_WAITERS && self.revocations.may_wait(provider)
     }
 
     /// Tick period. A paused request can only be helped by a root callback,
@@ -147,7 +160,11 @@ impl Remote {
             .providers
             .get(provider)
             .and_then(Option::as_ref)
-            .map_or(5000, |r| r.config().timeout_ms);
+            .map(|r| r.config().timeout_ms)
+            .into_iter()
+            .chain(self.revocations.timeout_ms(provider))
+            .max()
+            .unwrap_or(5000);
         let wait = i64::try_from(timeout_ms.div_ceil(1000)).unwrap_or(60) + 2;
         self.waiters.push(Waiter {
             context_id,
@@ -182,6 +199,9 @@ impl Remote {
                 // requests waiting for it get their fallback now.
                 settled.extend(self.settle(policy, i, now));
             }
+        }
+        for i in self.revocations.tick(metrics, now) {
+            settled.extend(self.settle(policy, i, now));
         }
         let (expired, kept): (Vec<Waiter>, Vec<Waiter>) =
             self.waiters.drain(..).partition(|w| now >= w.deadline);
@@ -296,6 +316,9 @@ impl Remote {
         body_size: usize,
         now: i64,
     ) -> Option<Vec<Settle>> {
+        if let Some(i) = self.revocations.answered(metrics, token, body_size, now) {
+            return Some(self.settle(policy, i, now));
+        }
         let pos = self.calls.iter().position(|(t, _)| *t == token)?;
         let (_, i) = self.calls.swap_remove(pos);
         let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
@@ -388,13 +411,35 @@ impl Remote {
         let (mine, others): (Vec<Waiter>, Vec<Waiter>) =
             self.waiters.drain(..).partition(|w| w.provider == i);
         self.waiters = others;
-        mine.into_iter()
-            .map(|w| Settle {
-                decision: self.final_decision(policy, &w.facts, now),
+        let mut settled = Vec::new();
+        for w in mine {
+            let decision = self.final_decision(policy, &w.facts, now);
+            // Keys arrived but the first revocation poll has not answered
+            // yet, or a revocation poll ended before the first JWKS fetch did.
+            if let Decision::Pending(p) = &decision
+                && (if p.revocation {
+                    self.may_wait_revocation(p.provider)
+                } else {
+                    !p.unknown_kid
+                        && self.waiters.len() < MAX_WAITERS
+                        && self
+                            .providers
+                            .get(p.provider)
+                            .and_then(Option::as_ref)
+                            .is_some_and(|r| r.in_flight() || r.failures() == 0)
+                })
+            {
+                let provider = p.provider;
+                self.wait(w.context_id, provider, w.facts, now);
+                continue;
+            }
+            settled.push(Settle {
+                decision,
                 context_id: w.context_id,
                 facts: w.facts,
-            })
-            .collect()
+            });
+        }
+        settled
     }
 
     /// A decision that no longer waits: a Pending one becomes its fallback
@@ -407,10 +452,14 @@ impl Remote {
 /// Takes the fetch lease for a provider: `true` if this VM should fetch now.
 /// A VM holds it for twice the timeout; if it dies, the lease runs out.
 fn take_lease(name: &str, now: i64, timeout_ms: u64) -> bool {
-    let key = lease_key(name);
+    take_lease_at(&lease_key(name), now, timeout_ms)
+}
+
+/// [`take_lease`] for any shared-data key (also the revocation poll's lease).
+pub(crate) fn take_lease_at(key: &str, now: i64, timeout_ms: u64) -> bool {
     let until = now.saturating_add(2 * i64::try_from(timeout_ms / 1000).unwrap_or(5).max(1));
     let value = until.to_string();
-    match hostcalls::get_shared_data(&key) {
+    match hostcalls::get_shared_data(key) {
         Ok((Some(bytes), cas)) => {
             // A lease ending after `until` was taken before the clock went
             // back: it is not honoured (it would stop every fetch for as
@@ -419,9 +468,9 @@ fn take_lease(name: &str, now: i64, timeout_ms: u64) -> bool {
                 .ok()
                 .and_then(|s| s.parse::<i64>().ok())
                 .is_some_and(|t| t > now && t <= until);
-            !held && hostcalls::set_shared_data(&key, Some(value.as_bytes()), cas).is_ok()
+            !held && hostcalls::set_shared_data(key, Some(value.as_bytes()), cas).is_ok()
         }
-        Ok((None, cas)) => hostcalls::set_shared_data(&key, Some(value.as_bytes()), cas).is_ok(),
+        Ok((None, cas)) => hostcalls::set_shared_data(key, Some(value.as_bytes()), cas).is_ok(),
         Err(_) => true,
     }
 }
@@ -429,7 +478,12 @@ fn take_lease(name: &str, now: i64, timeout_ms: u64) -> bool {
 /// Gives the lease back once our fetch has ended, so the next fetch (a
 /// retry, a refetch, the JWKS after discovery) need not wait for it to run out.
 fn release_lease(name: &str) {
-    let _ = hostcalls::set_shared_data(&lease_key(name), Some(b"0"), None);
+    release_lease_at(&lease_key(name));
+}
+
+/// [`release_lease`] for any shared-data key.
+pub(crate) fn release_lease_at(key: &str) {
+    let _ = hostcalls::set_shared_data(key, Some(b"0"), None);
 }
 
 /// Renders settled decisions on their streams. Called with no borrow of the
