@@ -50,6 +50,10 @@ pub struct Pending {
     pub fallback: Deny,
     /// What to do then: `Deny(fallback)`, or in dry-run an `Allow` carrying it.
     pub otherwise: Box<Decision>,
+    /// `Some`: not keys but an RFC 7662 introspection of the token by
+    /// `provider` is needed (fallback 503 `introspection_unavailable`). The
+    /// shim calls out, pauses, and decides again with the answer.
+    pub introspect: Option<crate::introspection::IntrospectionNeed>,
 }
 
 impl Decision {
@@ -347,6 +351,11 @@ impl Policy {
                 principal
             });
         }
+        if let Some(result) =
+            crate::introspection::resolve(&self.providers, &p.sources, &p.token, now, keys)
+        {
+            return result;
+        }
         let cache = keys.token_cache();
         let key = cache.map(|_| TokenCache::key(&p.token, &p.sources));
         if let (Some(cache), Some(key)) = (cache, &key)
@@ -473,7 +482,29 @@ impl Policy {
                 .and_then(|i| self.providers.get(i))
                 .map(|p| p.name.clone()),
         };
+        let deny = match f.reason {
+            Reason::IntrospectionUnavailable => Deny {
+                status: 503,
+                ..deny
+            },
+            _ => deny,
+        };
         let settled = self.settle(req, Some(rule), Err(deny.clone()), None, found_at, None);
+        if f.reason == Reason::IntrospectionUnavailable
+            && let Some(provider) = f.provider
+            && let Some(token) = self.presented_token(req).ok().flatten().map(|p| p.token)
+        {
+            return Decision::Pending(Pending {
+                provider,
+                unknown_kid: false,
+                fallback: deny,
+                otherwise: Box::new(settled),
+                introspect: Some(crate::introspection::IntrospectionNeed {
+                    digest: crate::introspection::digest(&token),
+                    token,
+                }),
+            });
+        }
         match (remote, f.reason) {
             (Some(provider), Reason::JwksUnavailable | Reason::UnknownKid) => {
                 Decision::Pending(Pending {
@@ -481,6 +512,7 @@ impl Policy {
                     unknown_kid: f.reason == Reason::UnknownKid,
                     fallback: deny,
                     otherwise: Box::new(settled),
+                    introspect: None,
                 })
             }
             _ => settled,

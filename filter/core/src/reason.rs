@@ -56,11 +56,15 @@ pub enum Reason {
     ApiKeyInvalid,
     /// A configured API key past its `expires_at`.
     ApiKeyExpired,
+    /// The auth server's introspection says the (opaque) token is not active.
+    TokenInactive,
+    /// The token needs introspection and the endpoint gave no usable answer.
+    IntrospectionUnavailable,
 }
 
 impl Reason {
     /// Every reason, for defining one metric each.
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 27] = [
         Reason::Allowed,
         Reason::Public,
         Reason::TokenMissing,
@@ -86,6 +90,8 @@ impl Reason {
         Reason::JwksUnavailable,
         Reason::ApiKeyInvalid,
         Reason::ApiKeyExpired,
+        Reason::TokenInactive,
+        Reason::IntrospectionUnavailable,
     ];
 
     /// The stable string for replies, logs and metrics.
@@ -116,6 +122,8 @@ impl Reason {
             Reason::JwksUnavailable => "jwks_unavailable",
             Reason::ApiKeyInvalid => "api_key_invalid",
             Reason::ApiKeyExpired => "api_key_expired",
+            Reason::TokenInactive => "token_inactive",
+            Reason::IntrospectionUnavailable => "introspection_unavailable",
         }
     }
 
@@ -148,6 +156,8 @@ impl Reason {
             Reason::JwksUnavailable => "the keys to verify the token are not available",
             Reason::ApiKeyInvalid => "the API key is not valid",
             Reason::ApiKeyExpired => "the API key expired",
+            Reason::TokenInactive => "the access token is not active",
+            Reason::IntrospectionUnavailable => "the access token cannot be checked right now",
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Provider {
     pub(crate) require_typ: Option<String>,
     /// Keys fetched at run time (see [`crate::jwks`]), in addition to `keys`.
     pub(crate) remote: Option<crate::jwks::RemoteJwks>,
+    /// RFC 7662 introspection (see [`crate::introspection`]).
+    pub(crate) introspection: Option<crate::introspection::Introspection>,
 }
 
 impl Provider {
@@ -67,6 +69,9 @@ impl Provider {
     pub fn remote(&self) -> Option<&crate::jwks::RemoteJwks> {
         self.remote.as_ref()
     }
+    pub fn introspection(&self) -> Option<&crate::introspection::Introspection> {
+        self.introspection.as_ref()
+    }
 }
 
 /// Keys fetched at run time, by provider index (the shim's JWKS cache).
@@ -80,6 +85,17 @@ pub trait KeySource {
     }
     /// The verified-token cache to use, if any.
     fn token_cache(&self) -> Option<&core::cell::RefCell<crate::cache::TokenCache>> {
+        None
+    }
+    /// The introspection answer for the token with SHA-256 `digest` from
+    /// provider `index`, if one is at hand at `now` (the shim's caches, or
+    /// the answer just received); `None`: the shim must call out.
+    fn introspected(
+        &self,
+        _index: usize,
+        _digest: &crate::introspection::Digest,
+        _now: i64,
+    ) -> Option<crate::introspection::Introspected> {
         None
     }
 }

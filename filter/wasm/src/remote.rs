@@ -58,6 +58,8 @@ pub struct Remote {
     seen_cas: Vec<Option<u32>>,
     calls: Vec<(u32, usize)>,
     waiters: Vec<Waiter>,
+    /// RFC 7662 introspection state (see [`crate::introspection`]).
+    pub introspection: crate::introspection::Introspector,
 }
 
 impl KeySource for Remote {
@@ -75,6 +77,15 @@ impl KeySource for Remote {
 
     fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
         Some(&self.cache)
+    }
+
+    fn introspected(
+        &self,
+        index: usize,
+        digest: &scopegate_core::introspection::Digest,
+        now: i64,
+    ) -> Option<scopegate_core::introspection::Introspected> {
+        self.introspection.lookup(index, digest, now)
     }
 }
 
@@ -108,6 +119,7 @@ impl Remote {
             providers,
             calls: Vec::new(),
             waiters: Vec::new(),
+            introspection: crate::introspection::Introspector::new(policy),
         }
     }
 
