@@ -288,6 +288,7 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
             Problem::Duplicate(format!("provider name {:?}", a.name)),
         );
     }
+    check_introspection_overlaps(config, &providers, &sources, &mut errors);
     let authz = crate::rules::compile_authz(config, &mut errors.0, &mut warnings);
     if config.providers.is_empty() && api_keys.is_none() && authz.needs_tokens() {
         errors.push("providers", Problem::NoProviders);
@@ -722,7 +723,12 @@ fn compile_provider(
         }
     }
     let static_sources = !p.pem_keys.is_empty() || !p.hmac_secrets.is_empty();
+    let introspection = p
+        .introspection
+        .as_ref()
+        .and_then(|c| compile_introspection(&format!("{at}.introspection"), c, errors, warnings));
     match &p.jwks {
+        None if p.introspection.is_some() => {}
         None if static_sources || p.remote_jwks.is_some() => {}
         None => errors.push(format!("{at}.jwks"), Problem::NoKeys),
         Some(doc) => match parse_jwks(doc) {
@@ -795,7 +801,202 @@ fn compile_provider(
         require_typ,
         remote,
         revocation,
+        introspection,
     })
+}
+
+fn compile_introspection(
+    at: &str,
+    c: &crate::config::IntrospectionConfig,
+    errors: &mut Errors,
+    warnings: &mut Vec<ConfigError>,
+) -> Option<crate::introspection::Introspection> {
+    use crate::introspection as i;
+    let start = errors.0.len();
+    if c.cluster.is_empty() {
+        errors.push(format!("{at}.cluster"), Problem::Empty);
+    }
+    if c.authority.is_empty() || !c.authority.bytes().all(|b| b.is_ascii_graphic()) {
+        errors.push(
+            format!("{at}.authority"),
+            Problem::OutOfRange("must be a host name (and optional port)".into()),
+        );
+    }
+    let path = c.path.clone().unwrap_or_else(|| i::DEFAULT_PATH.to_owned());
+    if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
+        errors.push(
+            format!("{at}.path"),
+            Problem::InvalidPath("must start with / and hold printable ASCII only".into()),
+        );
+    }
+    // Secrets are never echoed in a message.
+    let header_safe = |s: &str| !s.is_empty() && s.bytes().all(|b| (0x20..0x7f).contains(&b));
+    let auth = match (&c.client_id, &c.client_secret, &c.bearer_token) {
+        (Some(id), Some(secret), None) => {
+            if id.is_empty() {
+                errors.push(format!("{at}.client_id"), Problem::Empty);
+            }
+            if secret.is_empty() {
+                errors.push(format!("{at}.client_secret"), Problem::Empty);
+            }
+            i::ClientAuth::Header(i::basic_auth(id, secret))
+        }
+        (None, None, Some(token)) => {
+            if !header_safe(token) || token.contains(' ') {
+                errors.push(
+                    format!("{at}.bearer_token"),
+                    Problem::OutOfRange(
+                        "must be printable ASCII without spaces (the value is not shown)".into(),
+                    ),
+                );
+            }
+            i::ClientAuth::Header(format!("Bearer {token}"))
+        }
+        (None, None, None) => {
+            warnings.push(ConfigError {
+                path: at.to_owned(),
+                problem: Problem::OutOfRange(
+                    "no client authentication: set \"client_id\" and \"client_secret\", or \"bearer_token\" \
+                     (calls go out unauthenticated)"
+                        .into(),
+                ),
+            });
+            i::ClientAuth::None
+        }
+        (_, _, Some(_)) => {
+            errors.push(
+                format!("{at}.bearer_token"),
+                Problem::OutOfRange(
+                    "use either \"bearer_token\" or \"client_id\" with \"client_secret\", not both"
+                        .into(),
+                ),
+            );
+            i::ClientAuth::None
+        }
+        (Some(_), None, None) => {
+            errors.push(
+                format!("{at}.client_secret"),
+                Problem::OutOfRange("\"client_id\" needs \"client_secret\"".into()),
+            );
+            i::ClientAuth::None
+        }
+        (None, Some(_), None) => {
+            errors.push(
+                format!("{at}.client_id"),
+                Problem::OutOfRange("\"client_secret\" needs \"client_id\"".into()),
+            );
+            i::ClientAuth::None
+        }
+    };
+    let timeout_ms = c.timeout_ms.unwrap_or(i::DEFAULT_TIMEOUT_MS);
+    if !(100..=60_000).contains(&timeout_ms) {
+        errors.push(
+            format!("{at}.timeout_ms"),
+            Problem::OutOfRange("must be between 100 and 60000".into()),
+        );
+    }
+    let ttl = c.cache_ttl_seconds.unwrap_or(i::DEFAULT_CACHE_TTL_SECONDS);
+    if ttl > i::MAX_CACHE_TTL_SECONDS {
+        errors.push(
+            format!("{at}.cache_ttl_seconds"),
+            Problem::OutOfRange(format!("must be at most {}", i::MAX_CACHE_TTL_SECONDS)),
+        );
+    }
+    let negative = c
+        .negative_cache_ttl_seconds
+        .unwrap_or(i::DEFAULT_NEGATIVE_CACHE_TTL_SECONDS);
+    if negative > i::MAX_NEGATIVE_CACHE_TTL_SECONDS {
+        errors.push(
+            format!("{at}.negative_cache_ttl_seconds"),
+            Problem::OutOfRange(format!(
+                "must be at most {}",
+                i::MAX_NEGATIVE_CACHE_TTL_SECONDS
+            )),
+        );
+    }
+    let cache_entries = c.cache_entries.unwrap_or(i::DEFAULT_CACHE_ENTRIES);
+    if cache_entries > i::MAX_CACHE_ENTRIES {
+        errors.push(
+            format!("{at}.cache_entries"),
+            Problem::OutOfRange(format!("must be at most {}", i::MAX_CACHE_ENTRIES)),
+        );
+    }
+    let max_body_bytes = c.max_body_bytes.unwrap_or(i::DEFAULT_MAX_BODY_BYTES);
+    if !(i::MIN_MAX_BODY_BYTES..=i::MAX_MAX_BODY_BYTES).contains(&max_body_bytes) {
+        errors.push(
+            format!("{at}.max_body_bytes"),
+            Problem::OutOfRange(format!(
+                "must be between {} and {}",
+                i::MIN_MAX_BODY_BYTES,
+                i::MAX_MAX_BODY_BYTES
+            )),
+        );
+    }
+    if errors.0.len() > start {
+        return None;
+    }
+    Some(i::Introspection {
+        cluster: c.cluster.clone(),
+        authority: c.authority.clone(),
+        path,
+        auth,
+        tokens: match c.tokens {
+            None | Some(crate::config::IntrospectTokensConfig::Opaque) => i::Tokens::Opaque,
+            Some(crate::config::IntrospectTokensConfig::All) => i::Tokens::All,
+        },
+        timeout_ms,
+        cache_ttl_seconds: i64::try_from(ttl).unwrap_or(i64::MAX),
+        negative_cache_ttl_seconds: i64::try_from(negative).unwrap_or(i64::MAX),
+        cache_entries,
+        max_body_bytes,
+    })
+}
+
+/// Refuses configurations where the provider that introspects a token would
+/// be ambiguous: two introspecting providers sharing a token location, or a
+/// `tokens: "all"` provider sharing one with any other provider.
+fn check_introspection_overlaps(
+    config: &Config,
+    providers: &[Provider],
+    sources: &[TokenSource],
+    errors: &mut Errors,
+) {
+    let index_of = |name: &str| config.providers.iter().position(|p| p.name == name);
+    for (j, b) in providers.iter().enumerate() {
+        for a in providers.iter().take(j) {
+            let (ia, ib) = (a.introspection.as_ref(), b.introspection.as_ref());
+            if ia.is_none() && ib.is_none() {
+                continue;
+            }
+            let all = |i: Option<&crate::introspection::Introspection>| {
+                i.is_some_and(|i| i.tokens == crate::introspection::Tokens::All)
+            };
+            let conflict = (ia.is_some() && ib.is_some()) || all(ia) || all(ib);
+            if !conflict {
+                continue;
+            }
+            let Some(shared) = a.sources.iter().find(|s| b.sources.contains(s)) else {
+                continue;
+            };
+            let place = sources
+                .get(*shared)
+                .map(|s| format!("{s:?}"))
+                .unwrap_or_default();
+            let culprit = if ib.is_some() { b } else { a };
+            let at = index_of(&culprit.name).map_or_else(
+                || "providers".to_owned(),
+                |k| format!("providers[{k}].introspection"),
+            );
+            errors.push(
+                at,
+                Problem::Duplicate(format!(
+                    "introspecting provider: providers {:?} and {:?} both take tokens found at {place}; \
+                     give them different \"from\" locations",
+                    a.name, b.name
+                )),
+            );
+        }
+    }
 }
 
 /// RFC 7230 token characters, lower case.

@@ -186,6 +186,11 @@ pub struct ProviderConfig {
     /// from the auth server. See `filter/CONFIG.md`, `revocation`.
     #[serde(default)]
     pub revocation: Option<RevocationConfig>,
+    /// RFC 7662 token introspection through an Envoy cluster: opaque tokens
+    /// found at this provider's sources (or all of them, `tokens: "all"`) are
+    /// sent to the auth server. A provider with it may have no keys at all.
+    #[serde(default)]
+    pub introspection: Option<IntrospectionConfig>,
 }
 
 /// A provider's `revocation` section.
@@ -276,6 +281,57 @@ pub struct RevocationRemoteConfig {
 pub enum OnStaleConfig {
     FailClosed,
     FailOpen,
+}
+
+/// The `introspection` object of a provider (RFC 7662).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionConfig {
+    /// The Envoy cluster that reaches the auth server. Required.
+    pub cluster: String,
+    /// `:authority` of the request (the auth server's host name). Required.
+    pub authority: String,
+    /// Path of the introspection endpoint. Default `/oauth/introspect`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Client id for HTTP Basic authentication (with `client_secret`).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Client secret for HTTP Basic authentication (with `client_id`). Never logged.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Instead of Basic: sent as `Authorization: Bearer <bearer_token>`. Never logged.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// Which tokens are introspected: `"opaque"` (default): those that are not
+    /// JWTs (three base64url parts); `"all"`: every token at this provider's sources.
+    #[serde(default)]
+    pub tokens: Option<IntrospectTokensConfig>,
+    /// Per-call timeout. Default 2000 ms.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Longest an active answer is reused, capped by the token's `exp`. Default 300 s.
+    #[serde(default)]
+    pub cache_ttl_seconds: Option<u64>,
+    /// How long an inactive answer is reused. Default 10 s (0: not cached).
+    #[serde(default)]
+    pub negative_cache_ttl_seconds: Option<u64>,
+    /// Answers kept per worker (0 disables caching, local and shared). Default 4096.
+    #[serde(default)]
+    pub cache_entries: Option<usize>,
+    /// Largest reply body accepted. Default 65536 bytes.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+}
+
+/// See [`IntrospectionConfig::tokens`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum IntrospectTokensConfig {
+    Opaque,
+    All,
 }
 
 /// A PEM public key.

@@ -55,6 +55,10 @@ pub struct Pending {
     pub otherwise: Box<Decision>,
     /// `true`: waiting for the provider's first revocation poll, not for keys.
     pub revocation: bool,
+    /// `Some`: not keys but an RFC 7662 introspection of the token by
+    /// `provider` is needed (fallback 503 `introspection_unavailable`). The
+    /// shim calls out, pauses, and decides again with the answer.
+    pub introspect: Option<crate::introspection::IntrospectionNeed>,
 }
 
 impl Decision {
@@ -443,6 +447,7 @@ impl Policy {
             fallback,
             otherwise: Box::new(decision),
             revocation: true,
+            introspect: None,
         })
     }
 
@@ -469,6 +474,11 @@ impl Policy {
                 }
                 principal
             });
+        }
+        if let Some(result) =
+            crate::introspection::resolve(&self.providers, &p.sources, &p.token, now, keys)
+        {
+            return result;
         }
         let cache = keys.token_cache();
         let key = cache.map(|_| TokenCache::key(&p.token, &p.sources));
@@ -599,7 +609,30 @@ impl Policy {
                 .and_then(|i| self.providers.get(i))
                 .map(|p| p.name.clone()),
         };
+        let deny = match f.reason {
+            Reason::IntrospectionUnavailable => Deny {
+                status: 503,
+                ..deny
+            },
+            _ => deny,
+        };
         let settled = self.settle(req, Some(rule), Err(deny.clone()), None, found_at, None);
+        if f.reason == Reason::IntrospectionUnavailable
+            && let Some(provider) = f.provider
+            && let Some(token) = self.presented_token(req).ok().flatten().map(|p| p.token)
+        {
+            return Decision::Pending(Pending {
+                provider,
+                unknown_kid: false,
+                fallback: deny,
+                otherwise: Box::new(settled),
+                revocation: false,
+                introspect: Some(crate::introspection::IntrospectionNeed {
+                    digest: crate::introspection::digest(&token),
+                    token,
+                }),
+            });
+        }
         match (remote, f.reason) {
             (Some(provider), Reason::JwksUnavailable | Reason::UnknownKid) => {
                 Decision::Pending(Pending {
@@ -608,6 +641,7 @@ impl Policy {
                     fallback: deny,
                     otherwise: Box::new(settled),
                     revocation: false,
+                    introspect: None,
                 })
             }
             _ => settled,

@@ -14,6 +14,7 @@ pub mod compile;
 pub mod config;
 pub mod decide;
 pub mod ecdsa_ext;
+pub mod introspection;
 pub mod json_guard;
 pub mod jwks;
 pub mod keys;

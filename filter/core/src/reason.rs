@@ -60,11 +60,15 @@ pub enum Reason {
     TokenRevoked,
     /// The provider's revocation list is stale and the rule fails closed.
     RevocationUnavailable,
+    /// The auth server's introspection says the (opaque) token is not active.
+    TokenInactive,
+    /// The token needs introspection and the endpoint gave no usable answer.
+    IntrospectionUnavailable,
 }
 
 impl Reason {
     /// Every reason, for defining one metric each.
-    pub const ALL: [Reason; 27] = [
+    pub const ALL: [Reason; 29] = [
         Reason::Allowed,
         Reason::Public,
         Reason::TokenMissing,
@@ -92,6 +96,8 @@ impl Reason {
         Reason::ApiKeyExpired,
         Reason::TokenRevoked,
         Reason::RevocationUnavailable,
+        Reason::TokenInactive,
+        Reason::IntrospectionUnavailable,
     ];
 
     /// The stable string for replies, logs and metrics.
@@ -124,6 +130,8 @@ impl Reason {
             Reason::ApiKeyExpired => "api_key_expired",
             Reason::TokenRevoked => "token_revoked",
             Reason::RevocationUnavailable => "revocation_unavailable",
+            Reason::TokenInactive => "token_inactive",
+            Reason::IntrospectionUnavailable => "introspection_unavailable",
         }
     }
 
@@ -158,6 +166,8 @@ impl Reason {
             Reason::ApiKeyExpired => "the API key expired",
             Reason::TokenRevoked => "the access token was revoked",
             Reason::RevocationUnavailable => "the token revocation list is not available",
+            Reason::TokenInactive => "the access token is not active",
+            Reason::IntrospectionUnavailable => "the access token cannot be checked right now",
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct Provider {
     pub(crate) remote: Option<crate::jwks::RemoteJwks>,
     /// Revoked tokens (see [`crate::revocation`]).
     pub(crate) revocation: Option<crate::revocation::Revocation>,
+    /// RFC 7662 introspection (see [`crate::introspection`]).
+    pub(crate) introspection: Option<crate::introspection::Introspection>,
 }
 
 impl Provider {
@@ -72,6 +74,9 @@ impl Provider {
     pub fn revocation(&self) -> Option<&crate::revocation::Revocation> {
         self.revocation.as_ref()
     }
+    pub fn introspection(&self) -> Option<&crate::introspection::Introspection> {
+        self.introspection.as_ref()
+    }
 }
 
 /// Keys fetched at run time, by provider index (the shim's JWKS cache).
@@ -91,6 +96,17 @@ pub trait KeySource {
     /// polled successfully; `None`: nothing fetched (a provider with a
     /// revocation feed is then treated as never polled).
     fn revocations(&self, _index: usize) -> Option<&crate::revocation::RevocationView> {
+        None
+    }
+    /// The introspection answer for the token with SHA-256 `digest` from
+    /// provider `index`, if one is at hand at `now` (the shim's caches, or
+    /// the answer just received); `None`: the shim must call out.
+    fn introspected(
+        &self,
+        _index: usize,
+        _digest: &crate::introspection::Digest,
+        _now: i64,
+    ) -> Option<crate::introspection::Introspected> {
         None
     }
 }

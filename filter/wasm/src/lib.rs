@@ -20,6 +20,7 @@ use scopegate_core::{Decision, Policy};
 
 mod apply;
 mod facts;
+mod introspection;
 mod metrics;
 mod remote;
 mod revocation;
@@ -73,6 +74,9 @@ impl Context for Root {
         let Some(c) = self.configured.clone() else {
             return;
         };
+        if introspection::on_answer(&c, token, body_size, self.id) {
+            return;
+        }
         let now = now_unix_seconds().unwrap_or(0);
         let settled = match c.remote.try_borrow_mut() {
             Ok(mut r) => r.answered(&c.policy, &c.metrics, token, body_size, now),
@@ -131,6 +135,12 @@ impl RootContext for Root {
                     policy: Rc::new(policy),
                 };
                 self.retune_tick(&c);
+                if let Ok(r) = c.remote.try_borrow()
+                    && r.introspection.any()
+                    && !r.any()
+                {
+                    let _ = hostcalls::set_tick_period(introspection::TICK);
+                }
                 self.configured = Some(c);
                 true
             }
@@ -165,6 +175,7 @@ impl RootContext for Root {
             c.metrics.record(&s.decision);
         }
         remote::render(settled, self.id);
+        introspection::tick(&c, self.id, now);
         self.retune_tick(&c);
     }
 
@@ -187,7 +198,20 @@ struct Stream {
     configured: Option<Configured>,
 }
 
-impl Context for Stream {}
+impl Context for Stream {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        // Introspection calls are dispatched from the stream that needs them.
+        if let Some(c) = self.configured.clone() {
+            introspection::on_answer(&c, token, body_size, self.id);
+        }
+    }
+}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -211,6 +235,24 @@ impl HttpContext for Stream {
             Err(_) => facts.with_request(now, |req| c.policy.decide(req)),
         };
         if let Decision::Pending(p) = &decision
+            && let Some(need) = &p.introspect
+        {
+            let waiting = match c.remote.try_borrow_mut() {
+                Ok(mut r) => r
+                    .introspection
+                    .wait(self.id, p.provider, need, facts.clone(), now),
+                Err(_) => false,
+            };
+            if waiting {
+                return Action::Pause;
+            }
+            c.metrics.record(&decision);
+            return match apply(&decision, &facts) {
+                Applied::Continue => Action::Continue,
+                Applied::Replied => Action::Pause,
+            };
+        }
+        if let Decision::Pending(p) = &decision
             && let Ok(mut r) = c.remote.try_borrow_mut()
             && (if p.revocation {
                 r.may_wait_revocation(p.provider)
@@ -233,6 +275,7 @@ impl HttpContext for Stream {
             && let Ok(mut r) = c.remote.try_borrow_mut()
         {
             r.forget(self.id);
+            r.introspection.forget(self.id);
         }
     }
 }

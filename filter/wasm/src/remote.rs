@@ -60,6 +60,8 @@ pub struct Remote {
     waiters: Vec<Waiter>,
     /// Revocation feeds (see [`crate::revocation`]).
     revocations: crate::revocation::Revocations,
+    /// RFC 7662 introspection state (see [`crate::introspection`]).
+    pub introspection: crate::introspection::Introspector,
 }
 
 impl KeySource for Remote {
@@ -81,6 +83,15 @@ impl KeySource for Remote {
 
     fn revocations(&self, index: usize) -> Option<&scopegate_core::revocation::RevocationView> {
         self.revocations.view(index)
+    }
+
+    fn introspected(
+        &self,
+        index: usize,
+        digest: &scopegate_core::introspection::Digest,
+        now: i64,
+    ) -> Option<scopegate_core::introspection::Introspected> {
+        self.introspection.lookup(index, digest, now)
     }
 }
 
@@ -115,6 +126,7 @@ impl Remote {
             calls: Vec::new(),
             waiters: Vec::new(),
             revocations: crate::revocation::Revocations::new(policy),
+            introspection: crate::introspection::Introspector::new(policy),
         }
     }
 
@@ -416,7 +428,10 @@ impl Remote {
             let decision = self.final_decision(policy, &w.facts, now);
             // Keys arrived but the first revocation poll has not answered
             // yet, or a revocation poll ended before the first JWKS fetch did.
+            // (A decision that now needs introspection is not waited for
+            // here: it gets its fallback, 503 `introspection_unavailable`.)
             if let Decision::Pending(p) = &decision
+                && p.introspect.is_none()
                 && (if p.revocation {
                     self.may_wait_revocation(p.provider)
                 } else {
