@@ -115,6 +115,11 @@ impl AuthServer {
         &self.inner.reg.issuer
     }
 
+    /// The longest access-token lifetime of any client.
+    pub fn max_ttl_seconds(&self) -> u64 {
+        self.inner.reg.max_ttl_seconds
+    }
+
     pub fn now(&self) -> i64 {
         (self.inner.clock)()
     }
@@ -164,7 +169,8 @@ impl AuthServer {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
-            "response_types_supported": ["token"],
+            // No authorization endpoint: no response type is supported.
+            "response_types_supported": [],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_signing_alg_values_supported": ["RS256"],

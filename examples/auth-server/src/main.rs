@@ -154,6 +154,14 @@ async fn serve(server: AuthServer, args: &Args) -> Result<(), String> {
             .unwrap_or("?")
     );
     if let Some(secs) = args.rotate_every {
+        if secs < server.max_ttl_seconds() {
+            eprintln!(
+                "auth-server: warning: --rotate-every {secs} is shorter than the longest token lifetime \
+                       ({} s): a key is unpublished after two rotations, and tokens it signed stop verifying \
+                       before they expire",
+                server.max_ttl_seconds()
+            );
+        }
         let s = server.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(secs));

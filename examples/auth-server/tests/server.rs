@@ -1031,3 +1031,148 @@ async fn healthz_and_unknown_paths() {
         StatusCode::METHOD_NOT_ALLOWED
     );
 }
+
+// ---------------------------------------------------------------- the feed, consumed by scopegate-core
+
+/// What the shim gives the decision: the revocation view scopegate-core's
+/// own feed client (`RemoteRevocations`) built from our answers.
+struct Fetched(scopegate_core::revocation::RevocationView);
+
+impl scopegate_core::KeySource for Fetched {
+    fn fetched(&self, _: usize) -> Option<&[scopegate_core::keys::Key]> {
+        None
+    }
+    fn revocations(&self, _: usize) -> Option<&scopegate_core::revocation::RevocationView> {
+        Some(&self.0)
+    }
+}
+
+#[tokio::test]
+async fn scopegate_cores_feed_client_applies_our_feed() {
+    use scopegate_core::revocation::{Polled, RemoteRevocations};
+    let f = Fixture::new();
+    let config = json!({
+        "realm": "svc-a",
+        "providers": [{
+            "name": "main", "issuer": ISS, "audiences": ["svc-a"], "algorithms": ["RS256"],
+            "jwks": f.server.jwks(),
+            "revocation": {"remote": {"cluster": "auth", "authority": "auth", "path": "/revocations",
+                                      "poll_interval_seconds": 2, "timeout_ms": 2000},
+                           "max_staleness_seconds": 300}
+        }],
+        "rules": [{"name": "orders-read", "match": {"prefix": "/orders"}, "require": {"all_of": ["svc-a:orders:read"]}}]
+    });
+    let policy = compile_json(config.to_string().as_bytes()).unwrap();
+    let mut client = RemoteRevocations::new(policy.providers()[0].revocation().unwrap()).unwrap();
+    // One poll exactly as the shim sends it: path (with since=), If-None-Match.
+    let poll = |client: &mut RemoteRevocations, f: &Fixture| {
+        let now = f.now();
+        let req = client.next_poll(now).expect("a poll is due");
+        client.started(now);
+        (req, now)
+    };
+    let decide = |client: &RemoteRevocations, f: &Fixture, token: &str| {
+        let auth = format!("Bearer {token}");
+        policy.decide_with(
+            &scopegate_core::Request {
+                method: "GET",
+                path: "/orders",
+                headers: &[("authorization", &auth)],
+                now_unix_seconds: f.now(),
+                route_name: None,
+            },
+            &Fetched(client.view().clone()),
+        )
+    };
+    macro_rules! answer {
+        ($client:expr, $req:expr, $now:expr) => {{
+            let r = f
+                .feed(
+                    &$req.path["/revocations".len()..],
+                    $req.if_none_match.as_deref(),
+                )
+                .await;
+            $client
+                .answered($now, r.status.as_u16(), r.header("etag"), &r.raw)
+                .unwrap()
+        }};
+    }
+
+    let (req, now) = poll(&mut client, &f);
+    assert_eq!(
+        (req.path.as_str(), req.if_none_match.as_deref()),
+        ("/revocations", None)
+    );
+    assert_eq!(
+        answer!(client, req, now),
+        Polled::Updated {
+            entries: 0,
+            changed: true
+        }
+    );
+    let t1 = f.alice("&audience=svc-a").await;
+    allow(decide(&client, &f, &t1));
+
+    // Revoke t1: the next poll (incremental, since + If-None-Match) brings it.
+    let cli = basic_auth("cli", "cli-secret");
+    f.form(
+        "/oauth/revoke",
+        &[("authorization", &cli)],
+        &format!("token={t1}"),
+    )
+    .await;
+    f.advance(2);
+    let (req, now) = poll(&mut client, &f);
+    assert!(req.path.starts_with("/revocations?since="), "{}", req.path);
+    assert!(req.if_none_match.is_some());
+    assert_eq!(
+        answer!(client, req, now),
+        Polled::Updated {
+            entries: 1,
+            changed: true
+        }
+    );
+    let d = deny(decide(&client, &f, &t1));
+    assert_eq!((d.status, d.reason), (401, Reason::TokenRevoked));
+
+    // Nothing new: 304, accepted as fresh.
+    f.advance(2);
+    let (req, now) = poll(&mut client, &f);
+    assert_eq!(answer!(client, req, now), Polled::NotModified);
+
+    // Logout: every earlier token of alice refused, a new one accepted.
+    let t2 = f.alice("&audience=svc-a").await;
+    let r = f
+        .call(
+            "POST",
+            "/logout",
+            &[("authorization", &format!("Bearer {t2}"))],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    f.advance(2);
+    let (req, now) = poll(&mut client, &f);
+    assert_eq!(
+        answer!(client, req, now),
+        Polled::Updated {
+            entries: 2,
+            changed: true
+        }
+    );
+    assert_eq!(deny(decide(&client, &f, &t2)).reason, Reason::TokenRevoked);
+    let t3 = f.alice("&audience=svc-a").await;
+    allow(decide(&client, &f, &t3));
+
+    // Long after the tokens expired (plus retention): the entries are dropped
+    // on both sides (our ETag changed, the delta is empty, the client prunes).
+    f.advance(2000);
+    let (req, now) = poll(&mut client, &f);
+    assert_eq!(
+        answer!(client, req, now),
+        Polled::Updated {
+            entries: 0,
+            changed: true
+        }
+    );
+}
