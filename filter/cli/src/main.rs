@@ -315,6 +315,26 @@ fn explain(args: &[String]) -> ExitCode {
                 }
             }
         }
+        Decision::Pending(p) if p.revocation => {
+            let provider = policy
+                .providers()
+                .get(p.provider)
+                .map_or("?", |pr| pr.name());
+            let offline = match &*p.otherwise {
+                Decision::Allow(a) if a.dry_run.is_none() => {
+                    format!("ALLOW ({}, on_stale: fail_open)", a.reason)
+                }
+                other => other.would_deny().map_or_else(
+                    || "DENY".to_owned(),
+                    |d| format!("DENY {} {} ({})", d.status, d.reason, d.detail),
+                ),
+            };
+            println!(
+                "decision: needs the revocation list of provider {provider} (polled by the filter \
+                 at run time); on a stale list this is {offline}"
+            );
+            ExitCode::from(1)
+        }
         Decision::Pending(p) => {
             let d = &p.fallback;
             println!(

@@ -484,6 +484,9 @@ struct SharedState {
     version: u64,
     last_ok: Option<i64>,
     next_poll_at: i64,
+    /// Failed polls in a row, by whichever worker polled.
+    #[serde(default)]
+    failures: u32,
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
@@ -720,15 +723,21 @@ impl RemoteRevocations {
             version: self.version,
             last_ok: self.view.last_ok,
             next_poll_at: self.next_poll_at,
+            failures: self.failures,
         })
         .unwrap_or_default()
     }
 
     /// Takes in another worker's [`RemoteRevocations::shared_state`]: its
-    /// last successful poll and next poll time. Returns the published list
-    /// version if it is newer than ours (then read and adopt the list).
+    /// last successful poll, next poll time and failure count (so that no
+    /// worker waits for a first poll that failed elsewhere). Returns the
+    /// published list version if it is newer than ours (then read and adopt
+    /// the list).
     pub fn adopt_state(&mut self, bytes: &[u8], now: i64) -> Option<u64> {
         let s: SharedState = serde_json::from_slice(bytes).ok()?;
+        if !self.in_flight() {
+            self.failures = s.failures;
+        }
         if let Some(t) = s.last_ok {
             // Never in the future: a record cannot make a list fresher than now.
             let t = t.min(now);

@@ -441,6 +441,13 @@ fn workers_share_the_list_through_publication_and_state() {
     assert_eq!(other.adopt_state(&poller.shared_state(), NOW), None);
     assert!(other.adopt_publication(b"garbage", NOW).is_err());
     assert_eq!(other.version(), 1);
+    // A failure elsewhere is known here too (no waiting for a poll that failed).
+    poller.started(NOW + 10);
+    assert!(poller.answered(NOW + 10, 500, None, b"").is_err());
+    other.adopt_state(&poller.shared_state(), NOW + 10);
+    assert_eq!(other.failures(), 1);
+    assert_eq!(other.next_poll(NOW + 19), None);
+    assert_eq!(other.view().last_ok(), Some(NOW));
 }
 
 // ---- config ----

@@ -226,6 +226,38 @@ fn a_revocation_mid_stream_is_enforced_on_every_worker_within_one_poll_interval(
 }
 
 #[test]
+fn a_first_poll_failing_on_one_worker_answers_the_requests_paused_on_all() {
+    let (host, feed) = host_with_feed();
+    feed.serve(UpstreamReply::ConnectFailure);
+    let vms = host
+        .vm(module())
+        .plugin_name("scopegate")
+        .vm_id("sg")
+        .plugin_config(revocation_config(json!({"on_stale": "fail_closed"})).to_string())
+        .start_workers(3)
+        .unwrap();
+    let t = token("j", "alice", NOW - 10);
+    let paused: Vec<_> = vms.iter().map(|vm| open(vm, "/orders", &t)).collect();
+    assert!(paused.iter().all(|(_, o)| *o == Outcome::Paused));
+    // One poll fails; every worker learns it from shared data on its next
+    // tick, well before the wait's own bound (timeout + 2 s).
+    host.advance(Duration::from_millis(500));
+    assert_eq!(feed.polls(), 1);
+    for (s, _) in &paused {
+        assert_eq!(outcome(&s.request_outcome()), unavailable());
+    }
+    for vm in &vms {
+        assert_eq!(
+            request(vm, "/orders", &t),
+            unavailable(),
+            "answered at once"
+        );
+    }
+    assert_eq!(metric(&host, "poll_failed"), 1);
+    assert_eq!(metric(&host, "stale_denied"), 6);
+}
+
+#[test]
 fn a_revoked_subject_refuses_older_tokens_and_a_cached_token_is_refused_at_once() {
     let (host, feed) = host_with_feed();
     let vm = started(&host, &feed, json!({}), &json!({"cursor": "1"}));

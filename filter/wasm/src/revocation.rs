@@ -98,9 +98,7 @@ impl Revocations {
     /// A request may wait for provider `i`'s first poll while it has not
     /// failed yet (or one is under way); after that, stale rules apply at once.
     pub fn may_wait(&self, i: usize) -> bool {
-        self.feed(i).is_some_and(|f| {
-            f.state.view().last_ok().is_none() && (f.state.failures() == 0 || f.state.in_flight())
-        })
+        self.feed(i).is_some_and(Feed::may_wait)
     }
 
     /// Adopts what other workers published, prunes, starts due polls, logs
@@ -110,14 +108,16 @@ impl Revocations {
         let mut changed = Vec::new();
         for (i, slot) in self.feeds.iter_mut().enumerate() {
             let Some(f) = slot else { continue };
-            let before = f.state.view().last_ok().is_some();
+            let waiting = f.may_wait();
             f.adopt(metrics, i, now);
             if f.state.prune(now) > 0 {
                 metrics.revocation_entries(i, f.state.view().list().len());
             }
             f.start_poll(metrics, i, now);
             f.report(now);
-            if !before && f.state.view().last_ok().is_some() {
+            // The first poll ended (here or on another worker): paused
+            // requests can be decided.
+            if waiting && !f.may_wait() {
                 changed.push(i);
             }
         }
@@ -152,6 +152,11 @@ fn response_header(name: &str) -> Option<String> {
 }
 
 impl Feed {
+    fn may_wait(&self) -> bool {
+        self.state.view().last_ok().is_none()
+            && (self.state.failures() == 0 || self.state.in_flight())
+    }
+
     /// Reads the shared state record; adopts a newer list.
     fn adopt(&mut self, metrics: &Metrics, i: usize, now: i64) {
         let Ok((Some(bytes), cas)) = hostcalls::get_shared_data(&state_key(&self.name)) else {
@@ -221,19 +226,24 @@ impl Feed {
             }
             Err(status) => {
                 self.state.failed(now);
-                release_lease_at(&lease_key(&self.name));
                 self.failed(
                     metrics,
                     i,
                     &FeedError::Dispatch(format!("cluster {}: {status:?}", feed.cluster)),
                 );
                 self.publish(false);
+                release_lease_at(&lease_key(&self.name));
             }
         }
     }
 
     fn answered(&mut self, metrics: &Metrics, i: usize, body_size: usize, now: i64) {
+        self.handle_answer(metrics, i, body_size, now);
+        // After publishing: the next poller sees this poll's schedule.
         release_lease_at(&lease_key(&self.name));
+    }
+
+    fn handle_answer(&mut self, metrics: &Metrics, i: usize, body_size: usize, now: i64) {
         let status = response_header(":status")
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
