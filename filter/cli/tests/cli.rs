@@ -176,6 +176,7 @@ fn explain_names_rule_requirement_grants_and_decision_with_exit_codes() {
 }
 
 #[test]
+#[allow(clippy::indexing_slicing)]
 fn check_warns_on_unauthenticated_introspection_and_never_prints_secrets() {
     let mut c = config(json!([
         {"name": "a", "match": {"prefix": "/a"}, "require": "authenticated"},
