@@ -337,8 +337,13 @@ fn explain(args: &[String]) -> ExitCode {
         }
         Decision::Pending(p) => {
             let d = &p.fallback;
+            let needs = if p.introspect.is_some() {
+                "an RFC 7662 introspection answer from provider"
+            } else {
+                "the remote JWKS of provider"
+            };
             println!(
-                "decision: needs the remote JWKS of provider {} (fetched by the filter at run time); \
+                "decision: needs {needs} {} (fetched by the filter at run time); \
                  offline this is DENY {} {} ({})",
                 policy
                     .providers()

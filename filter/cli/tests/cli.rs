@@ -174,3 +174,50 @@ fn explain_names_rule_requirement_grants_and_decision_with_exit_codes() {
     );
     assert_eq!(run(&["explain", "--config", cfg, "--method", "GET"]).0, 2);
 }
+
+#[test]
+#[allow(clippy::indexing_slicing)]
+fn check_warns_on_unauthenticated_introspection_and_never_prints_secrets() {
+    let mut c = config(json!([
+        {"name": "a", "match": {"prefix": "/a"}, "require": "authenticated"},
+    ]));
+    c["providers"][0]["introspection"] = json!({"cluster": "auth", "authority": "auth.test"});
+    let p = write("intro-unauth", &c);
+    let (code, out) = run(&["check", p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("warning: providers[0].introspection: no client authentication"),
+        "{out}"
+    );
+    assert_eq!(run(&["check", "--strict", p.to_str().unwrap()]).0, 1);
+    c["providers"][0]["introspection"] = json!({"cluster": "auth", "authority": "auth.test",
+        "client_id": "svc-a", "client_secret": "hunter2-secret", "bearer_token": "tok en-secret"});
+    let p = write("intro-both", &c);
+    let (code, out) = run(&["check", p.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("error: providers[0].introspection.bearer_token: use either"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2") && !out.contains("tok en"), "{out}");
+    // An opaque token offline: the filter would introspect it.
+    c["providers"][0]["introspection"] = json!({"cluster": "auth", "authority": "auth.test",
+        "bearer_token": "b"});
+    let p = write("intro-ok", &c);
+    let (code, out) = run(&[
+        "explain",
+        "--config",
+        p.to_str().unwrap(),
+        "--method",
+        "GET",
+        "--path",
+        "/a",
+        "--token",
+        "opaque-token",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("needs an RFC 7662 introspection answer from provider main"),
+        "{out}"
+    );
+}

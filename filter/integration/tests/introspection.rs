@@ -420,3 +420,41 @@ fn when_the_dispatching_stream_goes_away_the_others_still_get_an_answer() {
         vm.log_messages()
     );
 }
+
+#[test]
+fn the_shared_store_never_holds_more_than_its_slots() {
+    let host = host();
+    let vm = start(&host, &intro_config(json!({"cache_entries": 4})));
+    for n in 0..20 {
+        let (s, _) = open(&vm, &format!("opaque-{n}"));
+        assert!(one_callout(&host).respond(&[(":status", "200")], &active("svc-a:orders:read")));
+        assert_eq!(s.request_outcome(), Outcome::Continue);
+    }
+    let used: Vec<usize> = (0..1024)
+        .filter(|i| {
+            host.shared_data("sg", &format!("scopegate.introspect.main.{i}"))
+                .is_some()
+        })
+        .collect();
+    assert!(!used.is_empty() && used.iter().all(|i| *i < 4), "{used:?}");
+    assert_eq!(metric(&host, "calls"), 20);
+}
+
+#[test]
+fn with_caching_off_every_request_calls_but_still_gets_its_answer() {
+    let host = host();
+    let vm = start(&host, &intro_config(json!({"cache_entries": 0})));
+    for _ in 0..2 {
+        let (s, out) = open(&vm, OPAQUE);
+        assert_eq!(out, Outcome::Paused);
+        assert!(one_callout(&host).respond(&[(":status", "200")], &active("svc-a:orders:read")));
+        assert_eq!(s.request_outcome(), Outcome::Continue);
+    }
+    assert_eq!(metric(&host, "calls"), 2);
+    assert!(
+        (0..1024).all(|i| host
+            .shared_data("sg", &format!("scopegate.introspect.main.{i}"))
+            .is_none()),
+        "nothing shared"
+    );
+}
