@@ -105,6 +105,7 @@ def test_a_revoked_jti_is_refused_after_one_poll_interval(keys, feed, tmp_path):
         r = wait_until(lambda: (lambda x: x if x.status == 401 else None)(get(gw, tok)), 5 * POLL)
         assert r, explain(gw, get(gw, tok))
         took = time.monotonic() - revoked_at
+        print(f"\n[scopegate] token refused {took:.2f}s after its revocation (poll interval {POLL}s)")
         assert took <= POLL + 1.5, f"refused {took:.1f}s after the revocation"
         assert reason(r) == "token_revoked", explain(gw, r)
         www = r.headers.get("www-authenticate", "")

@@ -114,7 +114,7 @@ pub struct Allow {
 /// Refuse the request with a local reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deny {
-    /// 400, 401 or 403.
+    /// 400, 401, 403, or 503 (keys or revocation list unavailable).
     pub status: u16,
     pub reason: Reason,
     pub rule: Option<String>,
