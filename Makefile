@@ -38,6 +38,18 @@ test: wasm venv
 	filter/scripts/test-core-wasm.sh
 	.venv/bin/python -m pytest -q envoy/tests
 
+# Benchmarks (never part of `make test`; see BENCHMARKS.md).
+.PHONY: bench bench-native bench-harness
+bench-native:
+	cargo bench -p scopegate-core
+
+bench-harness: wasm
+	cargo bench --profile dev -p scopegate-integration --bench fuel
+
+bench: wasm venv
+	@command -v wrk >/dev/null || { s=; [ "$$(id -u)" -eq 0 ] || s=sudo; $$s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -qq wrk; }
+	.venv/bin/python envoy/bench/run.py $(BENCH_ARGS)
+
 demo: wasm venv
 	.venv/bin/python envoy/demo.py
 
