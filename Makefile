@@ -47,6 +47,18 @@ FUZZ_SECONDS ?= 20
 fuzz:
 	FUZZ_JOBS=2 filter/scripts/fuzz-smoke.sh $(FUZZ_SECONDS)
 
+# Benchmarks (never part of `make test`; see BENCHMARKS.md).
+.PHONY: bench bench-native bench-harness
+bench-native:
+	cargo bench -p scopegate-core
+
+bench-harness: wasm
+	cargo bench --profile dev -p scopegate-integration --bench fuel
+
+bench: wasm venv
+	@command -v wrk >/dev/null || { s=; [ "$$(id -u)" -eq 0 ] || s=sudo; $$s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -qq wrk; }
+	.venv/bin/python envoy/bench/run.py $(BENCH_ARGS)
+
 demo: wasm venv
 	cargo build -q -p scopegate-example-auth-server
 	.venv/bin/python examples/mesh/demo.py --no-build

@@ -35,6 +35,35 @@ else
     -Zbuild-std=std,panic_abort "${pkg_args[@]}" >&2
 fi
 
+# wasm-opt -Oz (Debian's binaryen, installed like rustc-web when missing):
+# measured on scopegate.wasm -11% size and 1-6% less fuel per request.
+# SCOPEGATE_WASM_OPT=0 skips it. Skipped too when the file is the one it
+# already optimised (a stamp holds its digest): cargo did not relink it.
+optimise() {
+  local f=$1 stamp="$1.wasm-opt.sha256" sudo=
+  [ "${SCOPEGATE_WASM_OPT:-1}" = 0 ] && return 0
+  [ -f "$stamp" ] && [ "$(sha256sum "$f" | cut -d' ' -f1)" = "$(cat "$stamp")" ] && return 0
+  if ! command -v wasm-opt >/dev/null 2>&1; then
+    echo "build-wasm: installing binaryen (wasm-opt)" >&2
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq binaryen; } >&2 \
+      || { echo "build-wasm: binaryen unavailable; scopegate.wasm left unoptimised" >&2; return 0; }
+  fi
+  local before; before=$(stat -c %s "$f")
+  if wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+      --enable-mutable-globals --enable-multivalue --enable-reference-types "$f" -o "$f.opt" >&2; then
+    mv "$f.opt" "$f"
+    sha256sum "$f" | cut -d' ' -f1 > "$stamp"
+    echo "build-wasm: wasm-opt -Oz: $before -> $(stat -c %s "$f") bytes" >&2
+  else
+    rm -f "$f.opt"
+    echo "build-wasm: wasm-opt failed; scopegate.wasm left unoptimised" >&2
+  fi
+}
+if printf '%s\n' "${crates[@]}" | grep -qx scopegate-wasm; then
+  optimise "$OUT/scopegate.wasm"
+fi
+
 for c in "${crates[@]}"; do
   f="$OUT/${c//-/_}.wasm"
   [ "$c" = scopegate-wasm ] && continue

@@ -221,17 +221,18 @@ pub fn measure(name: &str, requests: usize) -> Measured {
     }
 }
 
-/// A policy with `routes` rules (exact, prefix, template, every tenth a
-/// regex) and `keys` static keys of every family (distinct kids).
-pub fn big_config(routes: usize, keys: usize) -> Value {
+/// A policy with `routes` rules (exact, prefix, template; with `regex`,
+/// every tenth a regex) and `keys` static keys of every family (distinct kids).
+pub fn big_config(routes: usize, keys: usize, regex: bool) -> Value {
     let mut rules = Vec::new();
     for i in 0..routes {
         let m = match i % 10 {
-            9 => json!({"regex": format!("/re{i}/[0-9]+")}),
+            9 if regex => json!({"regex": format!("/re{i}/[0-9]+")}),
             0 | 4 => json!({"exact": format!("/svc{i}/health")}),
             1 | 5 | 7 => json!({"prefix": format!("/svc{i}/admin")}),
             2 | 6 => json!({"template": format!("/svc{i}/items/{{id}}"), "methods": ["GET"]}),
-            _ => json!({"template": format!("/svc{i}/files/{{*rest}}")}),
+            3 | 8 | 9 => json!({"template": format!("/svc{i}/files/{{*rest}}")}),
+            _ => json!({"exact": format!("/svc{i}/health")}),
         };
         let require = match i % 3 {
             0 => json!("public"),
@@ -262,9 +263,9 @@ pub fn big_config(routes: usize, keys: usize) -> Value {
 }
 
 /// Fuel and wall time of `on_configure` for [`big_config`] (fresh VM each).
-pub fn measure_configure(routes: usize, keys: usize) -> (u64, Duration) {
+pub fn measure_configure(routes: usize, keys: usize, regex: bool) -> (u64, Duration) {
     let host = host();
-    let cfg = big_config(routes, keys).to_string();
+    let cfg = big_config(routes, keys, regex).to_string();
     let t0 = Instant::now();
     let vm = host
         .vm(module())
@@ -283,4 +284,22 @@ pub fn measure_configure(routes: usize, keys: usize) -> (u64, Duration) {
         .map(|s| s.fuel)
         .sum();
     (fuel, wall)
+}
+
+/// Linear memory of a VM (default policy and cache size) before any request,
+/// and after `tokens` distinct valid HS256 tokens (more than the cache's
+/// default 4096 entries: the cache is full, the oldest evicted).
+pub fn memory_with_full_cache(tokens: usize) -> (u64, u64) {
+    let host = host();
+    let vm = bench_vm(&host, &config(default_rules()));
+    let before = vm.memory_bytes();
+    for n in 0..tokens {
+        let auth = format!(
+            "Bearer {}",
+            distinct_token("HS256", "hs-1", "svc-a:orders:read", n)
+        );
+        let (out, ..) = one(&vm, "/orders/7", Some(&auth));
+        assert_eq!(out, Outcome::Continue, "{:?}", vm.log_messages());
+    }
+    (before, vm.memory_bytes())
 }

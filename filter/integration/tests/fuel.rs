@@ -35,7 +35,7 @@ fn measure_all() -> Map<String, Value> {
             json!({"fuel_per_request": m.fuel_per_request, "hostcalls_per_request": m.hostcalls_per_request}),
         );
     }
-    let (fuel, _) = measure_configure(1000, 20);
+    let (fuel, _) = measure_configure(1000, 20, true);
     out.insert(
         "configure_1000_routes_20_keys".into(),
         json!({"fuel_per_request": fuel, "hostcalls_per_request": 0}),

@@ -70,7 +70,12 @@ pub fn apply(decision: &Decision, facts: &Facts) -> Applied {
                     ),
                 );
             }
+            // A header that is set next needs no removal first: a replace
+            // drops every value of the name (one host call instead of two).
             for name in &allow.remove_headers {
+                if allow.set_headers.iter().any(|(n, _)| n == name) {
+                    continue;
+                }
                 let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
             }
             for (name, value) in &allow.set_headers {
