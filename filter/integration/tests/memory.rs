@@ -39,7 +39,7 @@ fn token(i: u64) -> String {
     let mut c = claims("svc-a:orders:read");
     c.insert("jti".into(), json!(format!("req-{i}")));
     c.insert("sub".into(), json!(format!("user-{}", i % 100_000)));
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         sign("HS256", Some("hs-1"), &c)
     } else {
         sign("EdDSA", Some("ed-1"), &c)
@@ -58,7 +58,7 @@ fn drive(vm: &Vm, n: u64, samples: u64, pick: impl Fn(u64) -> String) -> Vec<(u6
             ("authorization", &auth),
         ]);
         assert_eq!(out, Outcome::Continue, "request {i}: {:?}", vm.log_messages().last());
-        if (i + 1) % (n / samples).max(1) == 0 {
+        if (i + 1).is_multiple_of((n / samples).max(1)) {
             curve.push((i + 1, vm.memory_bytes() / PAGE));
             eprintln!("memory: {} requests, {} pages", i + 1, vm.memory_bytes() / PAGE);
         }
