@@ -269,6 +269,16 @@ impl BuiltToken {
         claims.insert("scope".into(), json!(scope.join(" ")));
         claims.insert("sub".into(), json!("alice"));
         let kid_value = choice(&self.kid, json!(kid));
+        // Signing (RSA above all) dominates an execution; the fuzzer mostly
+        // varies the mutation of a token it has already built, so remember them.
+        thread_local! {
+            static SIGNED: RefCell<std::collections::HashMap<String, String>> = RefCell::new(std::collections::HashMap::new());
+        }
+        let memo_key = format!("{alg}|{kid_value:?}|{}", Value::Object(claims.clone()));
+        if let Some(honest) = SIGNED.with(|m| m.borrow().get(&memo_key).cloned()) {
+            let token = mutate(&honest, &self.mutation);
+            return Minted { token, honest, alg, claims };
+        }
         let honest = if alg == "none" {
             tk::forge(&json!({"alg": "none", "kid": kid}), &Value::Object(claims.clone()), b"")
         } else {
@@ -286,6 +296,13 @@ impl BuiltToken {
                 }
             }
         };
+        SIGNED.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() > 4096 {
+                m.clear();
+            }
+            m.insert(memo_key, honest.clone());
+        });
         let token = mutate(&honest, &self.mutation);
         Minted {
             token,

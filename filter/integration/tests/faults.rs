@@ -120,7 +120,10 @@ fn good_jwks() -> Vec<u8> {
 
 /// Bodies (and headers) no JWKS can be had from, each with the error the
 /// log must name.
-fn bad_answers() -> Vec<(&'static str, Vec<(&'static str, &'static str)>, Vec<u8>, &'static str)> {
+/// (name, response headers, body, what the log must say)
+type BadAnswer = (&'static str, Vec<(&'static str, &'static str)>, Vec<u8>, &'static str);
+
+fn bad_answers() -> Vec<BadAnswer> {
     let good = good_jwks();
     let truncated = good[..good.len() / 2].to_vec();
     // Valid JSON, a real key, padded beyond the 256 KiB document bound.
