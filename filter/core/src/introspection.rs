@@ -455,34 +455,8 @@ pub fn principal(
             );
         }
     }
-    for (claim, want) in &provider.required_claims {
-        if claims.get(claim) != Some(want) {
-            return fail(
-                index,
-                Reason::ClaimInvalid,
-                format!(
-                    "claim {claim:?} is {:?}, required {want}",
-                    claims.get(claim)
-                ),
-            );
-        }
-    }
-    if let Some(audiences) = &provider.audiences {
-        let ok = match claims.get("aud") {
-            Some(Value::String(a)) => audiences.iter().any(|x| x == a),
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|a| audiences.iter().any(|x| x == a)),
-            _ => false,
-        };
-        if !ok {
-            return fail(
-                index,
-                Reason::AudienceNotAllowed,
-                format!("aud {:?} names none of {audiences:?}", claims.get("aud")),
-            );
-        }
+    if let Err((reason, detail)) = crate::verify::check_claims(provider, claims) {
+        return fail(index, reason, detail);
     }
     Ok(Principal {
         provider: provider.name.clone(),

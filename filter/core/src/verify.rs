@@ -129,6 +129,42 @@ pub struct Failure {
     pub provider: Option<usize>,
 }
 
+/// The provider's `required_claims` and `audiences` against a principal's
+/// claims: shared by JWTs and introspection answers.
+pub(crate) fn check_claims(
+    provider: &Provider,
+    claims: &Map<String, Value>,
+) -> Result<(), (Reason, String)> {
+    for (claim, want) in &provider.required_claims {
+        if claims.get(claim) != Some(want) {
+            return Err((
+                Reason::ClaimInvalid,
+                format!(
+                    "claim {claim:?} is {:?}, required {want}",
+                    claims.get(claim)
+                ),
+            ));
+        }
+    }
+    if let Some(audiences) = &provider.audiences {
+        let ok = match claims.get("aud") {
+            Some(Value::String(a)) => audiences.iter().any(|x| x == a),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|a| audiences.iter().any(|x| x == a)),
+            _ => false,
+        };
+        if !ok {
+            return Err((
+                Reason::AudienceNotAllowed,
+                format!("aud {:?} names none of {audiences:?}", claims.get("aud")),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn fail<T>(reason: Reason, detail: impl Into<String>) -> Result<T, Failure> {
     Err(Failure {
         reason,
@@ -404,32 +440,8 @@ fn check_provider(
             custom.insert(name.to_owned(), Value::from(at.timestamp()));
         }
     }
-    for (claim, want) in &provider.required_claims {
-        if custom.get(claim) != Some(want) {
-            return fail(
-                Reason::ClaimInvalid,
-                format!(
-                    "claim {claim:?} is {:?}, required {want}",
-                    custom.get(claim)
-                ),
-            );
-        }
-    }
-    if let Some(audiences) = &provider.audiences {
-        let ok = match custom.get("aud") {
-            Some(Value::String(a)) => audiences.iter().any(|x| x == a),
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|a| audiences.iter().any(|x| x == a)),
-            _ => false,
-        };
-        if !ok {
-            return fail(
-                Reason::AudienceNotAllowed,
-                format!("aud {:?} names none of {audiences:?}", custom.get("aud")),
-            );
-        }
+    if let Err((reason, detail)) = check_claims(provider, &custom) {
+        return fail(reason, detail);
     }
     let subject = match custom.get("sub") {
         Some(Value::String(s)) => Some(s.clone()),
