@@ -47,6 +47,7 @@ from scopegate_envoy import find_envoy  # noqa: E402
 RELEASE = ROOT / "target" / "wasm32-unknown-unknown" / "release"
 SCOPEGATE_WASM = RELEASE / "scopegate.wasm"
 EMPTY_WASM = RELEASE / "fixture_empty_filter.wasm"
+PROBE_WASM = RELEASE / "fixture_cost_probe.wasm"
 ISS, AUD, SCOPE = "https://auth.bench", "svc-a", "svc-a:orders:read"
 PATH = "/orders/7"
 NOW = int(time.time())
@@ -312,6 +313,41 @@ def scenarios(keys: Keys, n_tokens: int):
     yield "native RS256 deny: insufficient scope", native_filters(keys, "RS256", False), [low], 403, None
 
 
+# What scopegate does per request on a cache hit with the benchmark's config
+# (GET /orders/7, repeated RS256 token, no claims_to_headers): read three
+# headers and the clock and the log level, bump four counters (allowed, the
+# provider's, the rule's, the reason's), remove the token.
+SCOPEGATE_HIT_CALLS = ["get :method", "get :path", "get authorization", "time", "loglevel", "metric 4",
+                       "remove authorization"]
+
+
+def probe_scenarios(keys: Keys, n_tokens: int):
+    """`--probe`: price host calls. Each scenario is the cost-probe filter making
+    the listed calls per request; compare with the empty filter (one `get`)."""
+    token = [keys.token("RS256", 0)]
+    empty = wasm_filter("empty", EMPTY_WASM, "")
+
+    def probe(*ops: str) -> list[dict]:
+        return [wasm_filter("probe", PROBE_WASM, "\n".join(ops))]
+    yield "no filter", [], ["-"], 200, None
+    yield "empty wasm filter", [empty], token, 200, None
+    yield "probe: get authorization", probe("get authorization"), token, 200, None
+    yield "probe: 10x get authorization", probe(*["get authorization"] * 10), token, 200, None
+    yield "probe: 10x get (absent header)", probe(*["get x-absent"] * 10), token, 200, None
+    yield "probe: 10x time", probe("get authorization", *["time"] * 10), token, 200, None
+    yield "probe: 10x loglevel", probe("get authorization", *["loglevel"] * 10), token, 200, None
+    yield "probe: 10x metric", probe("get authorization", "metric 10"), token, 200, None
+    yield "probe: 1x set", probe("get authorization", "set x-a b"), token, 200, None
+    yield "probe: 10x set", probe("get authorization", *[f"set x-a{i} b" for i in range(10)]), token, 200, None
+    yield "probe: 1x remove", probe("get authorization", "remove authorization"), token, 200, None
+    yield "probe: 10x remove (absent)", probe("get authorization", *["remove x-absent"] * 10), token, 200, None
+    yield "probe: reply 401", probe("get authorization", "reply 401"), token, 401, None
+    yield "probe: scopegate's hit calls", probe(*SCOPEGATE_HIT_CALLS), token, 200, None
+    yield "scopegate RS256 repeated token", [scopegate_filter(keys)], token, 200, None
+    yield "scopegate deny: no token", [scopegate_filter(keys)], ["-"], 401, None
+    yield "empty wasm filter (again)", [empty], token, 200, None
+
+
 def machine() -> str:
     model = "unknown CPU"
     for line in open("/proc/cpuinfo"):
@@ -333,13 +369,15 @@ def main() -> int:
     ap.add_argument("--load-cpu", type=int, default=1)
     ap.add_argument("--only", default="", help="regex: run only matching scenarios")
     ap.add_argument("--json", default="", help="also write the results here")
+    ap.add_argument("--probe", action="store_true",
+                    help="instead of the comparison, price each kind of host call with the cost-probe filter")
     args = ap.parse_args()
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
             print(f"bench: {tool} is missing (apt-get install -y {'wrk' if tool == 'wrk' else 'util-linux'})",
                   file=sys.stderr)
             return 2
-    for f in (SCOPEGATE_WASM, EMPTY_WASM):
+    for f in (SCOPEGATE_WASM, EMPTY_WASM) + ((PROBE_WASM,) if args.probe else ()):
         if not f.exists():
             print(f"bench: {f} is missing: run filter/scripts/build-wasm.sh", file=sys.stderr)
             return 2
@@ -353,7 +391,7 @@ def main() -> int:
     refs: dict[str, str | None] = {}
     only = re.compile(args.only) if args.only else None
     with tempfile.TemporaryDirectory(prefix="scopegate-bench-") as tmp:
-        for name, filters, tokens, expect, native in scenarios(keys, args.tokens):
+        for name, filters, tokens, expect, native in (probe_scenarios if args.probe else scenarios)(keys, args.tokens):
             if only and not only.search(name) and name != "no filter":
                 continue
             r = run_scenario(envoy, args, Path(tmp), name, filters, tokens, expect)
