@@ -2,6 +2,8 @@
 
 use crate::cache::TokenCache;
 use crate::compile::{Access, Policy, Rule};
+use std::sync::Arc;
+
 use crate::principal::{ClaimPath, Principal};
 use crate::reason::Reason;
 use crate::revocation::Check;
@@ -96,7 +98,7 @@ pub struct Allow {
     /// [`Reason::SuperAdmin`], [`Reason::CorsPreflight`]; in dry-run, the
     /// reason of the denial that was not enforced (see `dry_run`).
     pub reason: Reason,
-    pub principal: Option<Principal>,
+    pub principal: Option<Arc<Principal>>,
     /// Headers to remove before forwarding (lower case): inbound copies of
     /// every header the filter writes, and the token unless forwarded.
     pub remove_headers: Vec<String>,
@@ -287,7 +289,7 @@ impl Policy {
 
         let mut stale: Option<StaleRevocation> = None;
         let (presented, token) = match identity {
-            Identity::Given(p) => (Ok(None), p.map(Ok)),
+            Identity::Given(p) => (Ok(None), p.map(|p| Ok(Arc::new(p)))),
             Identity::FromRequest(keys) => {
                 let presented = self.presented_token(req);
                 let token = match &presented {
@@ -363,12 +365,12 @@ impl Policy {
     /// (refused here when the rule or `on_stale` fails closed).
     fn revocation_check(
         &self,
-        p: Principal,
+        p: Arc<Principal>,
         rule: &Rule,
         now: i64,
         keys: &dyn KeySource,
         stale: &mut Option<StaleRevocation>,
-    ) -> Result<Principal, Failure> {
+    ) -> Result<Arc<Principal>, Failure> {
         let Some((index, rev)) = self
             .providers
             .iter()
@@ -458,7 +460,7 @@ impl Policy {
         p: &Presented,
         now: i64,
         keys: &dyn KeySource,
-    ) -> Result<Principal, Failure> {
+    ) -> Result<Arc<Principal>, Failure> {
         if let Some(api) = self
             .api_keys
             .as_ref()
@@ -472,13 +474,13 @@ impl Policy {
                         serde_json::Value::from(principal.scopes.clone()),
                     );
                 }
-                principal
+                Arc::new(principal)
             });
         }
         if let Some(result) =
             crate::introspection::resolve(&self.providers, &p.sources, &p.token, now, keys)
         {
-            return result;
+            return result.map(Arc::new);
         }
         let cache = keys.token_cache();
         let key = cache.map(|_| TokenCache::key(&p.token, &p.sources));
@@ -495,7 +497,8 @@ impl Policy {
             now,
             self.max_token_bytes,
             keys,
-        );
+        )
+        .map(Arc::new);
         if let (Ok(principal), Some(cache), Some(key)) = (&result, cache, key)
             && let Some((index, provider)) = self
                 .providers
@@ -518,8 +521,8 @@ impl Policy {
                 .map_or(i64::MIN, |t| t.saturating_sub(skew));
             let until = at("exp").map_or(i64::MAX, |t| t.saturating_add(skew));
             c.put(
-                key,
-                principal.clone(),
+                &key,
+                Arc::clone(principal),
                 index,
                 keys.epoch(index),
                 from,
@@ -530,9 +533,12 @@ impl Policy {
     }
 
     /// With `scope_claim` configured, the principal's scopes are read from it.
-    fn with_configured_scopes(&self, mut p: Principal) -> Principal {
+    fn with_configured_scopes(&self, mut p: Arc<Principal>) -> Arc<Principal> {
         if self.authz.grants.scope_claim.is_some() {
-            p.scopes = self.authz.grants.token_scopes(&p.claims);
+            let scopes = self.authz.grants.token_scopes(&p.claims);
+            if scopes != p.scopes {
+                Arc::make_mut(&mut p).scopes = scopes;
+            }
         }
         p
     }
@@ -545,21 +551,22 @@ impl Policy {
         req: &Request<'_>,
         rule: Option<&Rule>,
         outcome: Result<Reason, Deny>,
-        principal: Option<Principal>,
+        principal: Option<Arc<Principal>>,
         found_at: &[usize],
         ignored_token: Option<Failure>,
     ) -> Decision {
         let dry_run = self.authz.dry_run || rule.is_some_and(|r| r.dry_run);
-        let rule_attr = rule
-            .map(|r| format!("; rule={}", r.name))
-            .unwrap_or_default();
+        let rule_attr = || {
+            rule.map(|r| format!("; rule={}", r.name))
+                .unwrap_or_default()
+        };
         match outcome {
             Ok(reason) => {
                 let mut a = self.allow(req, rule, reason, principal, found_at, ignored_token);
                 if dry_run {
                     a.set_headers.push((
                         DRY_RUN_HEADER.to_owned(),
-                        format!("allow; reason={reason}{rule_attr}"),
+                        format!("allow; reason={reason}{}", rule_attr()),
                     ));
                 }
                 Decision::Allow(a)
@@ -568,7 +575,12 @@ impl Policy {
                 let mut a = self.allow(req, rule, d.reason, principal, found_at, ignored_token);
                 a.set_headers.push((
                     DRY_RUN_HEADER.to_owned(),
-                    format!("deny; status={}; reason={}{rule_attr}", d.status, d.reason),
+                    format!(
+                        "deny; status={}; reason={}{}",
+                        d.status,
+                        d.reason,
+                        rule_attr()
+                    ),
                 ));
                 a.dry_run = Some(Box::new(d));
                 Decision::Allow(a)
@@ -653,7 +665,7 @@ impl Policy {
         req: &Request<'_>,
         rule: Option<&Rule>,
         reason: Reason,
-        principal: Option<Principal>,
+        principal: Option<Arc<Principal>>,
         found_at: &[usize],
         ignored_token: Option<Failure>,
     ) -> Allow {
