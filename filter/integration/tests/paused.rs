@@ -343,3 +343,70 @@ fn requests_waiting_for_keys_that_never_come_get_503_when_the_fetch_times_out() 
     );
     assert!(vm.alive());
 }
+
+// ---- revocation feed ----
+
+fn hs_token(jti: &str) -> String {
+    let mut c = claims("svc-a:orders:read");
+    c.insert("jti".into(), json!(jti));
+    sign("HS256", Some("hs-1"), &c)
+}
+
+#[test]
+fn requests_waiting_for_the_first_revocation_poll_are_capped_and_the_next_gets_the_stale_outcome() {
+    let host = host();
+    let mut c = config(default_rules());
+    c["providers"][0]["revocation"] = json!({
+        "remote": {"cluster": "auth", "authority": "auth.test", "poll_interval_seconds": 10, "timeout_ms": 2000},
+        "on_stale": "fail_closed",
+    });
+    let vm = start(&host, &c);
+    // Before the first poll answers, 1024 requests pause.
+    let waiting = pause_cap(&vm, |k| hs_token(&format!("j-{k}")));
+    // Over the cap: decided at once by the stale rules (fail closed here),
+    // counted and logged.
+    let out = once(&vm, &hs_token("j-over"));
+    assert_eq!(reply_reason(&out), (503, "revocation_unavailable".into()));
+    assert_eq!(
+        host.metric_value("scopegate.provider.main.paused_overflow"),
+        Some(1)
+    );
+    assert_eq!(
+        count(
+            &vm,
+            "provider main: 1024 requests already wait on this worker; answering at once instead of waiting for the revocation feed's first poll"
+        ),
+        1,
+        "{:?}",
+        vm.log_messages()
+    );
+    // The first poll answers, revoking j-5: the paused requests resume with the list.
+    host.advance(Duration::from_millis(250));
+    let polls = host.pending_callouts();
+    assert_eq!(polls.len(), 1);
+    let doc = json!({"jti": [{"jti": "j-5"}]}).to_string();
+    assert!(
+        polls
+            .into_iter()
+            .next()
+            .unwrap()
+            .respond(&[(":status", "200")], doc.as_bytes())
+    );
+    for (k, s) in waiting.iter().enumerate() {
+        let out = s.request_outcome();
+        if k == 5 {
+            assert_eq!(reply_reason(&out), (401, "token_revoked".into()));
+        } else {
+            assert_eq!(out, Outcome::Continue, "request {k}");
+        }
+    }
+    drop(waiting);
+    assert_eq!(vm.streams_held(), 0);
+    // The list is fresh now: nothing waits, nothing overflows.
+    assert_eq!(once(&vm, &hs_token("j-new")), Outcome::Continue);
+    assert_eq!(
+        host.metric_value("scopegate.provider.main.paused_overflow"),
+        Some(1)
+    );
+    assert!(vm.alive());
+}
