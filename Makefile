@@ -47,6 +47,15 @@ FUZZ_SECONDS ?= 20
 fuzz:
 	FUZZ_JOBS=2 filter/scripts/fuzz-smoke.sh $(FUZZ_SECONDS)
 
+# Bounded memory over 1,000,000 requests (distinct, repeated, mixed tokens) in the wasmtime
+# harness, optimised build (`[profile.soak]`, target/soak); prints the curves. Never part of
+# `make test` (its memory test is the short one). Figures: filter/HARDENING.md.
+# `make soak-memory SOAK_REQUESTS=200000` for a shorter run.
+.PHONY: soak-memory
+SOAK_REQUESTS ?= 1000000
+soak-memory: wasm
+	SCOPEGATE_MEMORY_REQUESTS=$(SOAK_REQUESTS) cargo test --profile soak -p scopegate-integration --test memory -- --ignored --nocapture
+
 # Benchmarks (never part of `make test`; see BENCHMARKS.md).
 .PHONY: bench bench-native bench-harness
 bench-native:

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
+
+from fake_server import BaseState, FakeServer, TrackingHandler
 
 DEFAULT_PATH = "/oauth/introspect"
 SERVE, GARBAGE, HANG, CLOSE = "serve", "garbage", "hang", "close"
@@ -45,50 +44,25 @@ class Seen:
 
 
 @dataclass
-class _State:
+class _State(BaseState):
     path: str = DEFAULT_PATH
     auth: str | None = None   # expected `authorization` value; None: not checked
-    lock: threading.Lock = field(default_factory=threading.Lock)
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     mode: str = SERVE
     status: int | None = None  # set: answer this status with a short body
-    seen: list[Seen] = field(default_factory=list)
-    unhang: threading.Event = field(default_factory=threading.Event)
-    connections: set = field(default_factory=set)
-    changed: threading.Condition | None = None
-
-    def __post_init__(self) -> None:
-        self.changed = threading.Condition(self.lock)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackingHandler):
     server_version = "scopegate-fake-introspection/1"
 
-    def setup(self) -> None:
-        super().setup()
-        st: _State = self.server.state  # type: ignore[attr-defined]
-        with st.lock:
-            st.connections.add(self.connection)
-
-    def finish(self) -> None:
-        st: _State = self.server.state  # type: ignore[attr-defined]
-        with st.lock:
-            st.connections.discard(self.connection)
-        try:
-            super().finish()
-        except OSError:
-            pass
-
     def _answer(self) -> None:
-        st: _State = self.server.state  # type: ignore[attr-defined]
+        st: _State = self.state
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(min(length, 1 << 20)).decode("utf-8", "replace") if length else ""
         form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in self.headers.items()}
         with st.changed:  # type: ignore[union-attr]
-            st.seen.append(Seen(time.monotonic(), self.command, self.path, headers, form))
-            st.changed.notify_all()  # type: ignore[union-attr]
+            st.record(Seen(time.monotonic(), self.command, self.path, headers, form))
             mode, status, expected = st.mode, st.status, st.auth
             answer = dict(st.tokens.get(form.get("token", ""), {"active": False}))
         if mode == CLOSE:
@@ -129,9 +103,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = _answer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
-
 
 def form_urlencode(s: str) -> str:
     """application/x-www-form-urlencoded as the WHATWG URL standard (and scopegate) does it."""
@@ -152,10 +123,14 @@ def basic(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode()).decode()
 
 
-class IntrospectionServer:
+class IntrospectionServer(FakeServer):
     """The auth server's introspection endpoint on 127.0.0.1:`port` (0 picks a free
     port, kept across stop_listening()/start()). With `client_id`/`client_secret`
     (or `bearer_token`) the caller must authenticate so; otherwise anything goes."""
+
+    handler = _Handler
+    thread_name = "fake-introspection"
+    _state: _State
 
     def __init__(self, port: int = 0, *, path: str = DEFAULT_PATH, client_id: str | None = None,
                  client_secret: str | None = None, bearer_token: str | None = None) -> None:
@@ -164,62 +139,7 @@ class IntrospectionServer:
             auth = basic(client_id, client_secret or "")
         elif bearer_token is not None:
             auth = f"Bearer {bearer_token}"
-        self._state = _State(path=path, auth=auth)
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._port = port
-        self._bind()
-
-    # -- lifecycle --------------------------------------------------------------
-    def _bind(self) -> None:
-        httpd = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
-        httpd.daemon_threads = True
-        httpd.state = self._state  # type: ignore[attr-defined]
-        self._httpd = httpd
-        self._port = httpd.server_address[1]
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    def start(self) -> "IntrospectionServer":
-        if self._thread is None:
-            if self._httpd is None:
-                self._bind()
-            self._state.unhang.clear()
-            assert self._httpd is not None
-            self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                            kwargs={"poll_interval": 0.05},
-                                            name=f"fake-introspection-{self._port}", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop_listening(self) -> None:
-        """Close the listening socket and every open connection: new connections are
-        refused until start() (same port). Hanging requests are let go, unanswered."""
-        with self._state.lock:
-            conns = list(self._state.connections)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._state.unhang.set()
-        if self._httpd is not None:
-            if self._thread is not None:
-                self._httpd.shutdown()
-                self._thread.join(timeout=5)
-            self._httpd.server_close()
-        self._httpd = None
-        self._thread = None
-
-    stop = stop_listening
-
-    def __enter__(self) -> "IntrospectionServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        super().__init__(_State(path=path, auth=auth), port)
 
     # -- what to answer -----------------------------------------------------------
     def token(self, token: str, **fields: Any) -> None:
@@ -250,26 +170,16 @@ class IntrospectionServer:
 
     # -- what was asked -------------------------------------------------------------
     def requests(self, token: str | None = None) -> list[Seen]:
-        with self._state.lock:
-            return [s for s in self._state.seen if token is None or s.form.get("token") == token]
+        return [s for s in self._seen() if token is None or s.form.get("token") == token]
 
     def count(self, token: str | None = None) -> int:
         return len(self.requests(token))
 
     def wait_for(self, n: int, timeout: float, token: str | None = None) -> bool:
         """Wait (bounded) until at least `n` requests (for `token`) arrived in all."""
-        deadline = time.monotonic() + timeout
-        cond = self._state.changed
-        assert cond is not None
-        with cond:
-            while True:
-                have = sum(1 for s in self._state.seen if token is None or s.form.get("token") == token)
-                if have >= n:
-                    return True
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                cond.wait(timeout=left)
+        return self._wait_until(
+            lambda seen: sum(1 for s in seen if token is None or s.form.get("token") == token) >= n,
+            timeout)
 
 
 def main() -> None:

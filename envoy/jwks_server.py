@@ -19,12 +19,12 @@ bound except `hang`, which lasts until the server is stopped (or `release_hangs(
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fake_server import BaseState, FakeServer, TrackingHandler
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
@@ -55,50 +55,28 @@ class Seen:
 
 
 @dataclass
-class _State:
-    lock: threading.Lock = field(default_factory=threading.Lock)
+class _State(BaseState):
     routes: dict[tuple[str | None, str], Route] = field(default_factory=dict)  # (host, path)
     override: Route | None = None           # applies to every path when set
-    seen: list[Seen] = field(default_factory=list)
     gate: threading.Event = field(default_factory=threading.Event)   # set: answer; clear: hold
-    unhang: threading.Event = field(default_factory=threading.Event)  # set: hangs end
     held: int = 0
-    connections: set = field(default_factory=set)  # open client sockets, cut on stop
-    changed: threading.Condition | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.gate.set()
-        self.changed = threading.Condition(self.lock)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackingHandler):
     server_version = "scopegate-fake-auth/1"
 
-    def setup(self) -> None:
-        super().setup()
-        st: _State = self.server.state  # type: ignore[attr-defined]
-        with st.lock:
-            st.connections.add(self.connection)
-
-    def finish(self) -> None:
-        st: _State = self.server.state  # type: ignore[attr-defined]
-        with st.lock:
-            st.connections.discard(self.connection)
-        try:
-            super().finish()
-        except OSError:
-            pass
-
     def _answer(self) -> None:
-        st: _State = self.server.state  # type: ignore[attr-defined]
+        st: _State = self.state
         path = self.path.split("?", 1)[0]
         host = (self.headers.get("host") or "").rsplit(":", 1)[0].lower() or None
         with st.changed:  # type: ignore[union-attr]
-            st.seen.append(Seen(time.monotonic(), self.command, self.path,
-                                {k.lower(): v for k, v in self.headers.items()}))
+            st.record(Seen(time.monotonic(), self.command, self.path,
+                           {k.lower(): v for k, v in self.headers.items()}))
             route = st.override or st.routes.get((host, path)) or st.routes.get((None, path))
-            st.changed.notify_all()  # type: ignore[union-attr]
         if not st.gate.is_set():
             with st.lock:
                 st.held += 1
@@ -137,11 +115,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_HEAD = _answer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
 
-
-class JwksServer:
+class JwksServer(FakeServer):
     """The auth server's key endpoint on 127.0.0.1:`port` (0 picks a free port, which
     is then kept across stop_listening()/start()).
 
@@ -149,74 +124,17 @@ class JwksServer:
     is answered before start(). For an auth server that is down from the beginning
     (connection refused), call stop_listening() first and start() later."""
 
+    handler = _Handler
+    thread_name = "fake-auth"
+    _state: _State
+
     def __init__(self, port: int = 0) -> None:
-        self._state = _State()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._port = port
-        self._bind()
+        super().__init__(_State(), port)
 
-    # -- lifecycle --------------------------------------------------------------
-    def _bind(self) -> None:
-        httpd = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
-        httpd.daemon_threads = True
-        httpd.state = self._state  # type: ignore[attr-defined]
-        self._httpd = httpd
-        self._port = httpd.server_address[1]
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
-    def listening(self) -> bool:
-        return self._thread is not None
-
-    def start(self) -> "JwksServer":
-        """Serve (again, on the same port after stop_listening())."""
-        if self._thread is None:
-            if self._httpd is None:
-                self._bind()
-            self._state.unhang.clear()
-            assert self._httpd is not None
-            self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                            kwargs={"poll_interval": 0.05},
-                                            name=f"fake-auth-{self._port}", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop_listening(self) -> None:
-        """Close the listening socket and every open connection (Envoy's pooled
-        keep-alive ones too): new connections are refused (the port is remembered for
-        start()). Requests being held or hanging are let go, unanswered."""
-        with self._state.lock:
-            conns = list(self._state.connections)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._state.unhang.set()
+    def _let_go(self) -> None:
+        # Requests being held or hanging are let go, unanswered.
+        super()._let_go()
         self._state.gate.set()
-        if self._httpd is not None:
-            if self._thread is not None:
-                self._httpd.shutdown()
-                self._thread.join(timeout=5)
-            self._httpd.server_close()
-        self._httpd = None
-        self._thread = None
-
-    stop = stop_listening
-
-    def __enter__(self) -> "JwksServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     # -- what to answer -----------------------------------------------------------
     # `host`: answer only requests with this Host (the fetch's :authority, port
@@ -275,9 +193,7 @@ class JwksServer:
 
     # -- what was asked -------------------------------------------------------------
     def requests(self, path: str | None = None) -> list[Seen]:
-        with self._state.lock:
-            return [s for s in self._state.seen
-                    if path is None or s.path.split("?", 1)[0] == path]
+        return [s for s in self._seen() if path is None or s.path.split("?", 1)[0] == path]
 
     def count(self, path: str | None = None) -> int:
         return len(self.requests(path))
@@ -291,19 +207,9 @@ class JwksServer:
 
     def wait_for(self, path: str | None, n: int, timeout: float) -> bool:
         """Wait (bounded) until `path` was asked at least `n` times in all."""
-        deadline = time.monotonic() + timeout
-        cond = self._state.changed
-        assert cond is not None
-        with cond:
-            while True:
-                have = sum(1 for s in self._state.seen
-                           if path is None or s.path.split("?", 1)[0] == path)
-                if have >= n:
-                    return True
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                cond.wait(timeout=left)
+        return self._wait_until(
+            lambda seen: sum(1 for s in seen if path is None or s.path.split("?", 1)[0] == path) >= n,
+            timeout)
 
 
 def main() -> None:

@@ -22,13 +22,12 @@ which lasts until the server is stopped.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from fake_server import BaseState, FakeServer, TrackingHandler
 
 FEED_PATH = "/revocations"
 MODES = ("serve", "garbage", "hang", "close")
@@ -42,46 +41,23 @@ class Seen:
 
 
 @dataclass
-class _State:
-    lock: threading.Lock = field(default_factory=threading.Lock)
+class _State(BaseState):
     # (cursor at which it was added, kind, entry)
     entries: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     cursor: int = 0
     status: int | None = None    # set: answer this status (fail)
     mode: str = "serve"
-    seen: list[Seen] = field(default_factory=list)
-    unhang: threading.Event = field(default_factory=threading.Event)
-    connections: set = field(default_factory=set)
-    changed: threading.Condition | None = None
-
-    def __post_init__(self) -> None:
-        self.changed = threading.Condition(self.lock)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackingHandler):
     server_version = "scopegate-fake-revocations/1"
 
-    def setup(self) -> None:
-        super().setup()
-        with self.server.state.lock:  # type: ignore[attr-defined]
-            self.server.state.connections.add(self.connection)  # type: ignore[attr-defined]
-
-    def finish(self) -> None:
-        with self.server.state.lock:  # type: ignore[attr-defined]
-            self.server.state.connections.discard(self.connection)  # type: ignore[attr-defined]
-        try:
-            super().finish()
-        except OSError:
-            pass
-
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        st: _State = self.server.state  # type: ignore[attr-defined]
+        st: _State = self.state
         url = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
         with st.changed:  # type: ignore[union-attr]
-            st.seen.append(Seen(time.monotonic(), self.path, headers))
-            st.changed.notify_all()  # type: ignore[union-attr]
+            st.record(Seen(time.monotonic(), self.path, headers))
             mode, status, cursor = st.mode, st.status, st.cursor
             entries = list(st.entries)
         if url.path != FEED_PATH:
@@ -123,69 +99,17 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
 
-
-class RevocationServer:
+class RevocationServer(FakeServer):
     """The auth server's revocation feed on 127.0.0.1:`port` (0 picks a free port,
     kept across stop_listening()/start())."""
 
+    handler = _Handler
+    thread_name = "fake-revocations"
+    _state: _State
+
     def __init__(self, port: int = 0) -> None:
-        self._state = _State()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._port = port
-        self._bind()
-
-    def _bind(self) -> None:
-        httpd = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
-        httpd.daemon_threads = True
-        httpd.state = self._state  # type: ignore[attr-defined]
-        self._httpd = httpd
-        self._port = httpd.server_address[1]
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    def start(self) -> "RevocationServer":
-        if self._thread is None:
-            if self._httpd is None:
-                self._bind()
-            self._state.unhang.clear()
-            assert self._httpd is not None
-            self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                            kwargs={"poll_interval": 0.05},
-                                            name=f"fake-revocations-{self._port}", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop_listening(self) -> None:
-        """Refuse new connections and cut open ones (Envoy's pooled ones too)."""
-        with self._state.lock:
-            conns = list(self._state.connections)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._state.unhang.set()
-        if self._httpd is not None:
-            if self._thread is not None:
-                self._httpd.shutdown()
-                self._thread.join(timeout=5)
-            self._httpd.server_close()
-        self._httpd = None
-        self._thread = None
-
-    stop = stop_listening
-
-    def __enter__(self) -> "RevocationServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        super().__init__(_State(), port)
 
     # -- the list ---------------------------------------------------------------------
     def revoke_jti(self, jti: str, exp: int | None = None) -> int:
@@ -222,21 +146,11 @@ class RevocationServer:
 
     # -- what was asked -----------------------------------------------------------------
     def requests(self) -> list[Seen]:
-        with self._state.lock:
-            return list(self._state.seen)
+        return self._seen()
 
     def count(self) -> int:
         return len(self.requests())
 
     def wait_for(self, n: int, timeout: float) -> bool:
         """Wait (bounded) until at least `n` polls arrived in all."""
-        deadline = time.monotonic() + timeout
-        cond = self._state.changed
-        assert cond is not None
-        with cond:
-            while len(self._state.seen) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                cond.wait(timeout=left)
-            return True
+        return self._wait_until(lambda seen: len(seen) >= n, timeout)

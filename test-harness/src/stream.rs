@@ -279,6 +279,13 @@ impl Drop for HttpStream {
     fn drop(&mut self) {
         if let Ok(mut i) = self.vm.inner.try_borrow_mut() {
             finish_stream(&mut i, self.id);
+            // Envoy forgets a context once it is deleted; with its handle
+            // gone nothing can look at it any more. Keeping every stream
+            // made each later call walk them all (quadratic over a long run)
+            // and grew the host's memory per request.
+            if i.data().streams.get(&self.id).is_some_and(|s| s.deleted) {
+                i.data_mut().streams.remove(&self.id);
+            }
         }
     }
 }

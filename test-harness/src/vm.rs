@@ -513,6 +513,12 @@ impl Vm {
             .collect()
     }
 
+    /// Removes and returns every log line held so far (long runs drain
+    /// them, so the host's memory stays flat).
+    pub fn take_logs(&self) -> Vec<LogLine> {
+        std::mem::take(&mut self.inner.borrow_mut().store.data_mut().logs)
+    }
+
     /// Every log line, including those below the configured level.
     pub fn all_logs(&self) -> Vec<LogLine> {
         self.inner.borrow().store.data().logs.clone()
@@ -579,6 +585,13 @@ impl Vm {
     /// Fuel and memory for every callback so far.
     pub fn callback_stats(&self) -> Vec<CallbackStat> {
         self.inner.borrow().stats.clone()
+    }
+
+    /// Streams the host holds: open ones, and finished ones whose
+    /// [`HttpStream`] handle is still alive (a dropped handle's finished
+    /// stream is forgotten, as Envoy forgets a deleted context).
+    pub fn streams_held(&self) -> usize {
+        self.inner.borrow().data().streams.len()
     }
 
     /// Current linear memory size in bytes.

@@ -174,6 +174,25 @@ fn drop_finishes_the_stream() {
 }
 
 #[test]
+fn a_dropped_finished_stream_is_forgotten_but_a_live_handle_keeps_its_state() {
+    let host = Host::new();
+    let vm = probe_vm(&host, "");
+    let mut kept = vm.http_stream();
+    kept.request_headers(&GET, true);
+    kept.finish();
+    for _ in 0..100 {
+        vm.request(&GET);
+    }
+    // Only the stream whose handle is alive is held (finished, inspectable).
+    assert_eq!(vm.streams_held(), 1);
+    assert!(kept.finished());
+    assert!(!kept.callback_stats().is_empty());
+    drop(kept);
+    assert_eq!(vm.streams_held(), 0);
+    assert_eq!(vm.http_stream().id(), 103, "ids are still never reused");
+}
+
+#[test]
 fn panic_in_a_stream_fails_it_and_every_later_stream_gets_503() {
     let host = Host::new();
     let vm = probe_vm(&host, "");

@@ -62,6 +62,10 @@ pub struct Remote {
     revocations: crate::revocation::Revocations,
     /// RFC 7662 introspection state (see [`crate::introspection`]).
     pub introspection: crate::introspection::Introspector,
+    /// Per provider that can pause requests (remote JWKS or a revocation
+    /// feed): `scopegate.provider.<name>.paused_overflow`, requests answered
+    /// at once because [`MAX_WAITERS`] already wait.
+    overflow: Vec<Option<u32>>,
 }
 
 impl KeySource for Remote {
@@ -113,7 +117,25 @@ impl Remote {
                     .map(|r| RemoteKeys::new(r.clone(), p.issuer().to_owned(), p.algorithms()))
             })
             .collect();
+        let revocations = crate::revocation::Revocations::new(policy);
+        let overflow = policy
+            .providers()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if p.remote().is_some() || revocations.timeout_ms(i).is_some() {
+                    hostcalls::define_metric(
+                        proxy_wasm::types::MetricType::Counter,
+                        &format!("scopegate.provider.{}.paused_overflow", p.name()),
+                    )
+                    .ok()
+                } else {
+                    None
+                }
+            })
+            .collect();
         Remote {
+            overflow,
             epochs: vec![0; providers.len()],
             cache: RefCell::new(TokenCache::new(policy.token_cache_entries())),
             seen_cas: vec![None; providers.len()],
@@ -125,7 +147,7 @@ impl Remote {
             providers,
             calls: Vec::new(),
             waiters: Vec::new(),
-            revocations: crate::revocation::Revocations::new(policy),
+            revocations,
             introspection: crate::introspection::Introspector::new(policy),
         }
     }
@@ -137,7 +159,29 @@ impl Remote {
     /// Whether a request pending on provider `provider`'s first revocation
     /// poll may wait for it.
     pub fn may_wait_revocation(&self, provider: usize) -> bool {
-        self.waiters.len() < MAX_WAITERS && self.revocations.may_wait(provider)
+        if !self.revocations.may_wait(provider) {
+            return false;
+        }
+        if self.waiters.len() >= MAX_WAITERS {
+            self.refuse_wait(provider, "the revocation feed's first poll (the stale-list rules apply)");
+            return false;
+        }
+        true
+    }
+
+    /// A request that would wait but cannot (the cap is reached): counted and
+    /// logged; it is answered now.
+    fn refuse_wait(&self, provider: usize, what: &str) {
+        if let Some(Some(id)) = self.overflow.get(provider) {
+            let _ = hostcalls::increment_metric(*id, 1);
+        }
+        let name = self.names.get(provider).map_or("?", String::as_str);
+        log(
+            LogLevel::Warn,
+            &format!(
+                "scopegate: provider {name}: {MAX_WAITERS} requests already wait on this worker; answering at once instead of waiting for {what}"
+            ),
+        );
     }
 
     /// Tick period. A paused request can only be helped by a root callback,
@@ -150,12 +194,17 @@ impl Remote {
     /// Whether a request pending on `provider` may wait (and records an
     /// unknown-`kid` refetch wish).
     pub fn may_wait(&mut self, provider: usize, unknown_kid: bool, now: i64) -> bool {
-        if self.waiters.len() >= MAX_WAITERS {
-            return false;
-        }
+        let full = self.waiters.len() >= MAX_WAITERS;
         let Some(Some(r)) = self.providers.get_mut(provider) else {
             return false;
         };
+        if full {
+            // Would it have waited? (An unknown kid would ask for a refetch.)
+            if unknown_kid || r.failures() == 0 || r.in_flight() {
+                self.refuse_wait(provider, "its keys");
+            }
+            return false;
+        }
         if unknown_kid {
             r.want_refetch_for_unknown_kid(now)
         } else {
