@@ -59,6 +59,9 @@ pub struct CallbackStat {
     /// Host calls the guest made during the callback (each is a crossing out
     /// of the VM, costly in V8).
     pub hostcalls: u64,
+    /// Wall time of the callback in this host (Cranelift code with fuel
+    /// metering, host calls included): an indication, not V8's figure.
+    pub wall: std::time::Duration,
 }
 
 /// Which part of the VM lifecycle is running.
@@ -732,7 +735,9 @@ impl VmInner {
         let _ = self.store.set_fuel(budget);
         let logs_before = self.store.data().logs.len();
         let hostcalls_before = self.store.data().hostcalls;
+        let started = std::time::Instant::now();
         let r = func.call(&mut self.store, &params, &mut results);
+        let wall = started.elapsed();
         let left = self.store.get_fuel().unwrap_or(0);
         {
             let d = self.store.data_mut();
@@ -747,6 +752,7 @@ impl VmInner {
             fuel: budget.saturating_sub(left),
             memory_bytes,
             hostcalls: self.store.data().hostcalls - hostcalls_before,
+            wall,
         });
         match r {
             Ok(()) => Ok(results.first().and_then(|v| match v {

@@ -317,9 +317,12 @@ impl PathRegex {
                         .join(" "),
                 })
         };
-        // The operator's own pattern first, so errors point into what they wrote.
-        build(source)?;
-        let regex = build(&PathRegex::anchored(source))?;
+        // Compiled once, anchored; on an error the operator's own pattern is
+        // compiled again so that the message points into what they wrote.
+        let regex = build(&PathRegex::anchored(source)).map_err(|anchored| match build(source) {
+            Err(e) => e,
+            Ok(_) => anchored,
+        })?;
         Ok(PathRegex {
             source: source.to_owned(),
             regex,

@@ -35,7 +35,7 @@ fn main() {
         );
     }
     println!();
-    println!("| configure | fuel | wall ms (VM start incl. on_configure) |");
+    println!("| configure | fuel | wall ms (on_configure in wasmtime, fuel metering on) |");
     println!("|---|---|---|");
     for (routes, keys, regex) in [
         (10usize, 20usize, true),
