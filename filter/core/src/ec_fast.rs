@@ -79,14 +79,14 @@ pub struct Comb<C: FastCurve> {
 }
 
 impl<C: FastCurve> Comb<C> {
-    /// Builds the table of `p`. `None` if an entry is the identity, which only
-    /// happens for `p` of small order (never for a valid key or `G`: every
-    /// entry is `c·P` with `0 < c < n`, the comb's largest multiple being
-    /// `Σ 2^(k·D) < 2^((TEETH−1)·D + 1) ≤ n`).
+    /// Builds the table of `p`. Every entry is `c·P` with `0 < c < n` (the
+    /// comb's largest multiple is `Σ 2^(k·D) < 2^((TEETH−1)·D + 1) ≤ n`), so
+    /// never the identity for a key or `G`; and since the entries stay
+    /// projective and the additions are complete, an identity entry would
+    /// still give the right sums. (No per-entry identity check: primeorder's
+    /// `is_identity` on a projective point costs a field inversion.)
+    /// `None` only on an internal indexing inconsistency.
     pub fn new(p: &ProjectivePoint<C>) -> Option<Comb<C>> {
-        if bool::from(p.is_identity()) {
-            return None;
-        }
         let d = spacing::<C>();
         let mut teeth = Vec::with_capacity(C::TEETH);
         let mut t = *p;
@@ -109,9 +109,6 @@ impl<C: FastCurve> Comb<C> {
             } else {
                 *proj.get(rest - 1)? + tooth
             };
-            if bool::from(point.is_identity()) {
-                return None;
-            }
             proj.push(point);
         }
         (proj.len() == size).then_some(Comb { entries: proj })
@@ -253,10 +250,14 @@ impl<C: FastCurve> EcKey<C> {
         let Some(point) = point else {
             return false;
         };
-        if bool::from(point.is_identity()) {
+        // R = identity: refused. (`to_affine` maps it to the affine identity,
+        // whose flag is cheap to read; primeorder's projective `is_identity`
+        // would cost a second inversion.)
+        let affine = point.to_affine();
+        if bool::from(affine.is_identity()) {
             return false;
         }
-        let x = elliptic_curve::point::AffineCoordinates::x(&point.to_affine());
+        let x = elliptic_curve::point::AffineCoordinates::x(&affine);
         <C::Scalar as Reduce<C::Uint>>::reduce_bytes(&x) == *r
     }
 }
