@@ -67,6 +67,9 @@ macro_rules! curve_tests {
     ($modname:ident, $curve:ident, $Curve:ty, $FastSig:ty, $size:literal, $keys:literal, $flip_stride:literal) => {
         mod $modname {
             use super::*;
+            // The glob above makes `test` ambiguous on wasm32: name it again.
+            #[cfg(target_arch = "wasm32")]
+            use wasm_bindgen_test::wasm_bindgen_test as test;
             use $curve::ecdsa::signature::{Signer as _, Verifier as _};
             use $curve::ecdsa::{Signature, SigningKey, VerifyingKey};
             use $curve::elliptic_curve::ops::Reduce;
@@ -280,6 +283,7 @@ macro_rules! curve_tests {
                 assert!(fast.precompute());
                 // Memory per table stays bounded (reported in BENCHMARKS.md).
                 let bytes = scopegate_core::ec_fast::table_bytes::<$Curve>();
+                eprintln!("{}: {bytes} bytes per comb table", stringify!($curve));
                 assert!(bytes <= 64 * 1024, "{bytes} bytes per table");
             }
         }
