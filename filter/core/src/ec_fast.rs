@@ -22,7 +22,7 @@
 //!   ([`OnceLock`]), and one for each public key `Q`, built on the key's first
 //!   use and shared by its clones ([`Arc`]);
 //! - `u1·G + u2·Q` evaluated column by column with the doublings shared by the
-//!   two scalars: `D` doublings and at most `2·D` mixed additions (P-256: 32 and
+//!   two scalars: `D` doublings and at most `2·D` additions (P-256: 32 and
 //!   64, against the crates' ~512 doublings and ~128 additions).
 //!
 //! The verification equation is exactly ECDSA's (FIPS 186-5 §6.4.2, SEC1
