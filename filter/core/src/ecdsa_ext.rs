@@ -1,4 +1,8 @@
-//! ES384 and ES512 for jwt-compact, which ships only ES256 (and ES256K).
+//! ES384 and ES512 for jwt-compact, which ships only ES256 (and ES256K); and
+//! `FastEs256`/`FastEs384`/`FastEs512`, the algorithms scopegate verifies
+//! with (`verify.rs`): the same names, signature types and validator
+//! machinery, verification by [`crate::ec_fast`] (comb tables). `Es384` and
+//! `Es512` (the curve crates' own verify) stay as the reference.
 //!
 //! Implemented through jwt-compact's `Algorithm` trait over the RustCrypto
 //! `p384` and `p521` crates, so the validator machinery (algorithm name check,
