@@ -14,6 +14,8 @@ use jwt_compact::jwk::JsonWebKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::Value;
 
+use crate::ec_fast::EcKey;
+
 /// A JWS algorithm scopegate can verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Alg {
@@ -154,9 +156,10 @@ impl FromIterator<Alg> for AlgSet {
 #[derive(Clone)]
 pub enum KeyMaterial {
     Rsa(RsaPublicKey),
-    P256(p256::ecdsa::VerifyingKey),
-    P384(p384::ecdsa::VerifyingKey),
-    P521(p521::ecdsa::VerifyingKey),
+    /// EC keys carry their lazily built comb table (`crate::ec_fast`).
+    P256(EcKey<p256::NistP256>),
+    P384(EcKey<p384::NistP384>),
+    P521(EcKey<p521::NistP521>),
     Ed25519(ed25519_dalek::VerifyingKey),
     Hmac(HmacSecret),
 }
@@ -385,15 +388,21 @@ fn ec_material(crv: &str, x: &[u8], y: &[u8]) -> Result<KeyMaterial, KeyError> {
     sec1.extend_from_slice(y);
     let invalid = |e: &dyn fmt::Display| KeyError::Invalid(format!("{crv} point: {e}"));
     Ok(match size {
-        32 => KeyMaterial::P256(
-            p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| invalid(&e))?,
-        ),
-        48 => KeyMaterial::P384(
-            p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| invalid(&e))?,
-        ),
-        _ => KeyMaterial::P521(
-            p521::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| invalid(&e))?,
-        ),
+        32 => KeyMaterial::P256(EcKey::from_checked_affine(
+            *p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+                .map_err(|e| invalid(&e))?
+                .as_affine(),
+        )),
+        48 => KeyMaterial::P384(EcKey::from_checked_affine(
+            *p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+                .map_err(|e| invalid(&e))?
+                .as_affine(),
+        )),
+        _ => KeyMaterial::P521(EcKey::from_checked_affine(
+            *p521::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+                .map_err(|e| invalid(&e))?
+                .as_affine(),
+        )),
     })
 }
 
@@ -412,14 +421,15 @@ pub fn key_from_pem(kid: Option<String>, pem: &str, alg: Option<&str>) -> Result
         }
         KeyMaterial::Rsa(k)
     } else if let Ok(k) = p256::PublicKey::from_public_key_pem(pem) {
-        KeyMaterial::P256(p256::ecdsa::VerifyingKey::from(k))
+        KeyMaterial::P256(EcKey::new(&k))
     } else if let Ok(k) = p384::PublicKey::from_public_key_pem(pem) {
-        KeyMaterial::P384(p384::ecdsa::VerifyingKey::from(k))
+        KeyMaterial::P384(EcKey::new(&k))
     } else if let Ok(k) = p521::PublicKey::from_public_key_pem(pem) {
-        KeyMaterial::P521(
-            p521::ecdsa::VerifyingKey::from_affine(*k.as_affine())
-                .map_err(|e| KeyError::Invalid(format!("P-521 point: {e}")))?,
-        )
+        KeyMaterial::P521(EcKey::from_checked_affine(
+            *p521::ecdsa::VerifyingKey::from_affine(*k.as_affine())
+                .map_err(|e| KeyError::Invalid(format!("P-521 point: {e}")))?
+                .as_affine(),
+        ))
     } else if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
         KeyMaterial::Ed25519(k)
     } else {

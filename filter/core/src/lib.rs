@@ -13,6 +13,7 @@ pub mod cache;
 pub mod compile;
 pub mod config;
 pub mod decide;
+pub mod ec_fast;
 pub mod ecdsa_ext;
 pub mod introspection;
 pub mod json_guard;

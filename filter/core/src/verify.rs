@@ -7,11 +7,11 @@
 //! the signature, and only then are the claims trusted and checked against the
 //! caller's clock.
 
-use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa};
+use jwt_compact::alg::{Ed25519, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa};
 use jwt_compact::{AlgorithmExt, Token, UntrustedToken, ValidationError};
 use serde_json::{Map, Value};
 
-use crate::ecdsa_ext::{Es384, Es512};
+use crate::ecdsa_ext::{FastEs256, FastEs384, FastEs512};
 use crate::keys::{Alg, AlgSet, Key, KeyMaterial};
 use crate::principal::{Principal, scopes_from_claims};
 use crate::reason::Reason;
@@ -509,9 +509,9 @@ fn verify_with(
         (Alg::Ps256, KeyMaterial::Rsa(k)) => Rsa::ps256().validator::<Obj>(k).validate(token),
         (Alg::Ps384, KeyMaterial::Rsa(k)) => Rsa::ps384().validator::<Obj>(k).validate(token),
         (Alg::Ps512, KeyMaterial::Rsa(k)) => Rsa::ps512().validator::<Obj>(k).validate(token),
-        (Alg::Es256, KeyMaterial::P256(k)) => Es256.validator::<Obj>(k).validate(token),
-        (Alg::Es384, KeyMaterial::P384(k)) => Es384.validator::<Obj>(k).validate(token),
-        (Alg::Es512, KeyMaterial::P521(k)) => Es512.validator::<Obj>(k).validate(token),
+        (Alg::Es256, KeyMaterial::P256(k)) => FastEs256.validator::<Obj>(k).validate(token),
+        (Alg::Es384, KeyMaterial::P384(k)) => FastEs384.validator::<Obj>(k).validate(token),
+        (Alg::Es512, KeyMaterial::P521(k)) => FastEs512.validator::<Obj>(k).validate(token),
         (Alg::EdDsa, KeyMaterial::Ed25519(k)) => Ed25519.validator::<Obj>(k).validate(token),
         (Alg::Hs256, KeyMaterial::Hmac(s)) => Hs256
             .validator::<Obj>(&Hs256Key::new(s.bytes()))

@@ -9,7 +9,9 @@
 //! `tests/fuel.rs` checks them against `fuel-baseline.json`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use scopegate_integration::fuel::{SCENARIOS, measure, measure_configure, memory_with_full_cache};
+use scopegate_integration::fuel::{
+    SCENARIOS, first_requests, measure, measure_configure, memory_with_full_cache,
+};
 
 fn main() {
     let requests: usize = std::env::args()
@@ -33,6 +35,13 @@ fn main() {
             m.wall_per_request.as_secs_f64() * 1e6,
             m.memory_bytes / 1024
         );
+    }
+    println!();
+    println!("| first requests of a fresh VM | fuel of requests 1, 2, 3 |");
+    println!("|---|---|");
+    for name in ["distinct_ES256", "distinct_ES384", "distinct_ES512", "distinct_EdDSA"] {
+        let f = first_requests(name, 3);
+        println!("| {name} | {f:?} |");
     }
     println!();
     println!("| configure | fuel | wall ms (on_configure in wasmtime, fuel metering on) |");

@@ -300,3 +300,29 @@ pub fn memory_with_full_cache(tokens: usize) -> (u64, u64) {
     }
     (before, vm.memory_bytes())
 }
+
+/// Fuel of the first `n` requests of a fresh VM of scenario `name`, one value
+/// per request (no warm-up): what a VM pays once, e.g. building the ECDSA
+/// comb tables of `G` and of the key at their first use (`ec_fast`).
+///
+/// # Panics
+/// If a request's outcome is not the scenario's.
+pub fn first_requests(name: &str, n: usize) -> Vec<u64> {
+    let host = host();
+    let vm = bench_vm(&host, &config(default_rules()));
+    let p = plan(name, n);
+    (0..n)
+        .map(|i| {
+            let auth = p.tokens[i % p.tokens.len()]
+                .as_ref()
+                .map(|t| format!("Bearer {t}"));
+            let (out, fuel, _, _) = one(&vm, p.path, auth.as_deref());
+            match (p.expect, &out) {
+                (None, Outcome::Continue) => {}
+                (Some(want), Outcome::LocalReply { status, .. }) if *status == want => {}
+                _ => panic!("{name}: request {i}: expected {:?}, got {out:?}", p.expect),
+            }
+            fuel
+        })
+        .collect()
+}
