@@ -223,7 +223,7 @@ end
 
 
 def run_scenario(envoy: str, args, work: Path, name: str, filters: list[dict], tokens: list[str],
-                 expect: int) -> dict:
+                 expect: int, path: str = PATH) -> dict:
     listen, admin = free_port(), free_port()
     cfg = work / f"{name}.json"
     cfg.write_text(json.dumps(bootstrap(listen, admin, filters)))
@@ -246,12 +246,12 @@ def run_scenario(envoy: str, args, work: Path, name: str, filters: list[dict], t
             if time.time() > deadline:
                 raise RuntimeError(f"{name}: envoy not ready in 30 s")
             time.sleep(0.1)
-        url = f"http://127.0.0.1:{listen}{PATH}"
+        url = f"http://127.0.0.1:{listen}{path}"
         first = None if tokens[0] == "-" else "Bearer " + tokens[0]
         got = http_status(url, first)
         if got != expect:
             raise RuntimeError(f"{name}: probe answered {got}, expected {expect}")
-        env = dict(os.environ, BENCH_TOKENS=str(tok), BENCH_PATH=PATH)
+        env = dict(os.environ, BENCH_TOKENS=str(tok), BENCH_PATH=path)
         lua = work / "bench.lua"
         lua.write_text(LUA)
         wrk = ["taskset", "-c", str(args.load_cpu), "wrk", "-t1", f"-c{args.connections}",
@@ -299,6 +299,7 @@ def scenarios(keys: Keys, n_tokens: int):
         yield f"native {alg} distinct", native_filters(keys, alg, False), distinct, 200, None
         if alg == "RS256":
             yield "native RS256 cached (jwt_cache_config)", native_filters(keys, alg, True), [one[alg]], 200, None
+    yield "scopegate public route (/healthz, no token)", [sg], ["-"], 200, None
     yield "scopegate RS256 repeated token", [sg], [one["RS256"]], 200, "native RS256 cached (jwt_cache_config)"
     for alg in ALL_ALGS:
         distinct = keys.distinct(alg, n_tokens)
@@ -394,7 +395,10 @@ def main() -> int:
         for name, filters, tokens, expect, native in (probe_scenarios if args.probe else scenarios)(keys, args.tokens):
             if only and not only.search(name) and name != "no filter":
                 continue
-            r = run_scenario(envoy, args, Path(tmp), name, filters, tokens, expect)
+            path = "/healthz" if "/healthz" in name else PATH
+            r = run_scenario(envoy, args, Path(tmp), re.sub(r"[^a-z0-9]+", "_", name.lower()), filters, tokens,
+                             expect, path)
+            r["scenario"] = name
             r["load_average"] = os.getloadavg()[0]
             results[name] = r
             refs[name] = native
