@@ -5,12 +5,45 @@
 //! another gateway may pick the first one, scopegate rejects them, at every
 //! nesting level.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 struct NoDuplicates;
+
+/// A member name, borrowed from the input when it has no escapes (most
+/// names): no allocation per name.
+struct MemberName<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(MemberNameVisitor)
+    }
+}
+
+struct MemberNameVisitor;
+
+impl<'de> Visitor<'de> for MemberNameVisitor {
+    type Value = MemberName<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<MemberName<'de>, E> {
+        Ok(MemberName(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<MemberName<'de>, E> {
+        Ok(MemberName(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<MemberName<'de>, E> {
+        Ok(MemberName(Cow::Owned(v)))
+    }
+}
 
 impl<'de> de::Deserialize<'de> for NoDuplicates {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -29,7 +62,7 @@ impl<'de> Visitor<'de> for NoDuplicatesVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NoDuplicates, A::Error> {
         let mut seen = BTreeSet::new();
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(MemberName(key)) = map.next_key::<MemberName<'de>>()? {
             if !seen.insert(key) {
                 return Err(de::Error::custom("duplicate member name"));
             }
