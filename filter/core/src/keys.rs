@@ -153,7 +153,8 @@ impl FromIterator<Alg> for AlgSet {
 /// The cryptographic material of a key. Its variant fixes the key family.
 #[derive(Clone)]
 pub enum KeyMaterial {
-    Rsa(RsaPublicKey),
+    /// The parsed key with its modulus's Montgomery parameters (computed at load).
+    Rsa(crate::rsa_fast::RsaVerifier),
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     P521(p521::ecdsa::VerifyingKey),
@@ -331,7 +332,7 @@ pub fn key_from_jwk(jwk: &Value) -> Result<Key, KeyError> {
                 if bits < MIN_RSA_BITS {
                     return Err(KeyError::RsaTooShort(bits));
                 }
-                KeyMaterial::Rsa(key)
+                KeyMaterial::Rsa(crate::rsa_fast::RsaVerifier::new(key))
             } else {
                 KeyMaterial::Ed25519(
                     ed25519_dalek::VerifyingKey::try_from(&parsed)
@@ -410,7 +411,7 @@ pub fn key_from_pem(kid: Option<String>, pem: &str, alg: Option<&str>) -> Result
         if bits < MIN_RSA_BITS {
             return Err(KeyError::RsaTooShort(bits));
         }
-        KeyMaterial::Rsa(k)
+        KeyMaterial::Rsa(crate::rsa_fast::RsaVerifier::new(k))
     } else if let Ok(k) = p256::PublicKey::from_public_key_pem(pem) {
         KeyMaterial::P256(p256::ecdsa::VerifyingKey::from(k))
     } else if let Ok(k) = p384::PublicKey::from_public_key_pem(pem) {
