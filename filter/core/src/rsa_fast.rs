@@ -5,8 +5,8 @@
 //! Montgomery parameters of the modulus (a 2k-bit division) and allocates
 //! big integers on every signature: in wasm32 that is ~15 M instructions per
 //! RS256 token. Here an [`RsaVerifier`] holds the modulus's Montgomery
-//! parameters (crypto-bigint's `DynResidueParams`, fixed-size 2048-, 3072- or
-//! 4096-bit integers chosen by the modulus length), so a verification is only
+//! parameters (for crypto-bigint's fixed-size 2048-, 3072- or 4096-bit
+//! integers, the width chosen by the modulus length), so a verification is only
 //! `s^e mod n` as Montgomery squarings and multiplications (for e = 65537: 16
 //! squarings and one multiplication) plus the padding check.
 //!
@@ -35,7 +35,7 @@
 
 use std::borrow::Cow;
 
-use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
+use crypto_bigint::modular::montgomery_reduction;
 use crypto_bigint::{Limb, U2048, U3072, U4096, Uint};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use rsa::RsaPublicKey;
@@ -94,47 +94,73 @@ pub enum RsaPadding {
     Pss,
 }
 
-/// Montgomery parameters of one modulus in a fixed width of `L` limbs.
+/// Montgomery parameters of one modulus in a fixed width of `L` limbs
+/// (R = 2^(L * limb bits)), for crypto-bigint's `mul_wide` / `square_wide` and
+/// `montgomery_reduction` (HAC 14.32).
+///
+/// crypto-bigint's own `DynResidueParams::new` computes R mod n, R^2 mod n and
+/// R^3 mod n by bit-serial division: in wasm32 ~40 M instructions per key,
+/// more than a hundred verifications. R^2 mod n comes from the `rsa` crate's
+/// big integers here (a word-wise long division, once per key).
 #[derive(Clone)]
 struct Mont<const L: usize> {
-    params: DynResidueParams<L>,
+    n: Uint<L>,
+    /// R^2 mod n: `mont(x) = reduce(x * r2)`.
+    r2: Uint<L>,
+    /// -n^-1 mod 2^(limb bits).
+    n_neg_inv: Limb,
 }
 
 impl<const L: usize> Mont<L> {
     const BYTES: usize = L * Limb::BYTES;
 
-    /// `None` unless `n_be` (big-endian, no leading zero octet) fits the width
-    /// and is odd: the preconditions of `DynResidueParams`.
-    fn new(n_be: &[u8]) -> Option<Self> {
-        let n = uint_from_be::<L>(n_be)?;
-        if n_be.last().is_none_or(|b| b & 1 == 0) {
+    /// `None` unless `n` fits the width and is odd (n > 1): the preconditions
+    /// of Montgomery reduction (gcd(n, R) = 1, n < R).
+    fn new(n: &rsa::BigUint) -> Option<Self> {
+        let n_be = n.to_bytes_be();
+        if n_be.last().is_none_or(|b| b & 1 == 0) || n.bits() < 2 {
             return None;
         }
-        // `new` panics on an even modulus; `new_checked` only reports it (and
-        // oddness was checked above anyway).
-        #[allow(deprecated)]
-        let params = Option::<DynResidueParams<L>>::from(DynResidueParams::new_checked(&n))?;
-        Some(Mont { params })
+        let n_uint = uint_from_be::<L>(&n_be)?;
+        let r2 = (rsa::BigUint::from(1u8) << (2 * Self::BYTES * 8)) % n;
+        let r2 = uint_from_be::<L>(&r2.to_bytes_be())?;
+        // n is odd, so its low limb has an inverse modulo 2^(limb bits).
+        let low = Uint::<1>::from_words([n_uint.as_words().first().copied()?]);
+        let inv = low
+            .inv_mod2k_vartime(Limb::BITS)
+            .as_words()
+            .first()
+            .copied()?;
+        Some(Mont {
+            n: n_uint,
+            r2,
+            n_neg_inv: Limb(inv.wrapping_neg()),
+        })
+    }
+
+    fn reduce(&self, wide: &(Uint<L>, Uint<L>)) -> Uint<L> {
+        montgomery_reduction(wide, &self.n, self.n_neg_inv)
     }
 
     /// `s^e mod n` as big-endian octets of the width, or `None` if `s >= n`.
     fn pow(&self, s_be: &[u8], e: u64) -> Option<Vec<u8>> {
         let s = uint_from_be::<L>(s_be)?;
-        if s >= *self.params.modulus() {
+        if s >= self.n {
             return None;
         }
-        let base = DynResidue::new(&s, self.params);
+        // Montgomery form: s R mod n (inputs below n keep every product below nR).
+        let base = self.reduce(&s.mul_wide(&self.r2));
         // Left-to-right square-and-multiply over e's bits below the top one;
         // e = 65537 = 2^16 + 1 is 16 squarings and one multiplication.
         let mut x = base;
         let top = u64::BITS - 1 - e.leading_zeros();
         for i in (0..top).rev() {
-            x = x.square();
+            x = self.reduce(&x.square_wide());
             if (e >> i) & 1 == 1 {
-                x = x.mul(&base);
+                x = self.reduce(&x.mul_wide(&base));
             }
         }
-        let words = x.retrieve().to_words();
+        let words = self.reduce(&(x, Uint::ZERO)).to_words();
         let mut out = Vec::with_capacity(Self::BYTES);
         for w in words.iter().rev() {
             out.extend_from_slice(&w.to_be_bytes());
@@ -185,14 +211,17 @@ impl core::fmt::Debug for RsaVerifier {
             Engine::W4096(_) => "montgomery-4096",
             Engine::Generic => "generic",
         };
-        write!(f, "RsaVerifier({} bits, e={}, {engine})", self.mod_bits, self.e)
+        write!(
+            f,
+            "RsaVerifier({} bits, e={}, {engine})",
+            self.mod_bits, self.e
+        )
     }
 }
 
 impl RsaVerifier {
     /// Prepares `key`: the Montgomery parameters of its modulus are computed here, once.
     pub fn new(key: RsaPublicKey) -> RsaVerifier {
-        let n_be = key.n().to_bytes_be();
         let k = key.size();
         let mod_bits = key.n().bits();
         // The rsa crate bounds e below 2^33; anything wider goes the generic way.
@@ -203,13 +232,13 @@ impl RsaVerifier {
         let engine = match (e, k) {
             (None, _) => Engine::Generic,
             (Some(_), k) if k <= Mont::<L2048>::BYTES => {
-                Mont::new(&n_be).map_or(Engine::Generic, |m| Engine::W2048(Box::new(m)))
+                Mont::new(key.n()).map_or(Engine::Generic, |m| Engine::W2048(Box::new(m)))
             }
             (Some(_), k) if k <= Mont::<L3072>::BYTES => {
-                Mont::new(&n_be).map_or(Engine::Generic, |m| Engine::W3072(Box::new(m)))
+                Mont::new(key.n()).map_or(Engine::Generic, |m| Engine::W3072(Box::new(m)))
             }
             (Some(_), k) if k <= Mont::<L4096>::BYTES => {
-                Mont::new(&n_be).map_or(Engine::Generic, |m| Engine::W4096(Box::new(m)))
+                Mont::new(key.n()).map_or(Engine::Generic, |m| Engine::W4096(Box::new(m)))
             }
             _ => Engine::Generic,
         };
