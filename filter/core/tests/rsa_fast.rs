@@ -273,7 +273,7 @@ fn flip(bytes: &[u8], i: usize) -> Vec<u8> {
 fn bits_to_flip(k: &TestKey, alg: &str, bits: usize) -> Vec<usize> {
     let every = k.name == "2048-e65537" && matches!(alg, "RS256" | "PS256");
     (0..bits)
-        .filter(|i| every || i % 61 == 0 || *i < 32 || *i >= bits - 32)
+        .filter(|i| every || i.is_multiple_of(61) || *i < 32 || *i >= bits - 32)
         .collect()
 }
 
@@ -510,7 +510,7 @@ fn pss_blocks_with_a_wrong_trailer_or_top_bits_are_rejected() {
         let mut top = em.clone();
         top[size - 1 - top_bit / 8] |= 1 << (top_bit % 8);
         // (At 2049 bits that bit is the octet above emLen: the next test.)
-        if em_bits % 8 != 0 && BigUint::from_bytes_be(&top) < *k.public.n() {
+        if !em_bits.is_multiple_of(8) && BigUint::from_bytes_be(&top) < *k.public.n() {
             assert!(
                 !both(&k, "PS256", MSG, &raw_sign(&k, &top)),
                 "{name} top bit"
