@@ -484,3 +484,74 @@ impl Algorithm for FastRsa {
         verifying_key.verify(self.padding, self.hash, message, &signature.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
+    use super::*;
+    // On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
+    // (filter/scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn the_generic_fallback_agrees_with_the_montgomery_path() {
+        let private = &scopegate_testkit::keys().rsa;
+        let fast = RsaVerifier::new(private.to_public_key());
+        assert!(fast.is_precomputed());
+        let mut generic = fast.clone();
+        generic.engine = Engine::Generic;
+        assert!(!generic.is_precomputed());
+        let msg = b"header.payload";
+        let digest = Sha256::digest(msg);
+        let pkcs = private
+            .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest)
+            .unwrap();
+        let pss = private
+            .sign_with_rng(
+                &mut rsa::rand_core::OsRng,
+                rsa::Pss::new_with_salt::<Sha256>(32),
+                &digest,
+            )
+            .unwrap();
+        for v in [&fast, &generic] {
+            assert!(v.verify(RsaPadding::Pkcs1v15, RsaHash::Sha256, msg, &pkcs));
+            assert!(v.verify(RsaPadding::Pss, RsaHash::Sha256, msg, &pss));
+            assert!(!v.verify(RsaPadding::Pss, RsaHash::Sha256, msg, &pkcs));
+            assert!(!v.verify(RsaPadding::Pkcs1v15, RsaHash::Sha384, msg, &pkcs));
+            // n itself and a short signature are refused before any arithmetic.
+            let n = v.public_key().n().to_bytes_be();
+            assert!(!v.verify(RsaPadding::Pkcs1v15, RsaHash::Sha256, msg, &n));
+            assert!(!v.verify(RsaPadding::Pkcs1v15, RsaHash::Sha256, msg, &pkcs[1..]));
+        }
+        // Both paths give the same block for arbitrary values below n.
+        for seed in 0u8..8 {
+            let s: Vec<u8> = (0..256)
+                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+                .collect();
+            let s = &s[..];
+            let mut s = s.to_vec();
+            s[0] &= 0x7f;
+            assert_eq!(fast.public_op(&s), generic.public_op(&s), "seed {seed}");
+            assert!(fast.public_op(&s).is_some());
+        }
+    }
+
+    #[test]
+    fn pkcs1_encoding_needs_room_for_eight_padding_octets() {
+        let h = [0u8; 32];
+        // 3 + 19 + 32 = 54 octets of structure: 62 is the shortest block.
+        assert!(pkcs1v15_encode(RsaHash::Sha256, &h, 61).is_none());
+        let em = pkcs1v15_encode(RsaHash::Sha256, &h, 62).unwrap();
+        assert_eq!(
+            &em[..11],
+            &[0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0]
+        );
+        assert_eq!(em.len(), 62);
+    }
+}
