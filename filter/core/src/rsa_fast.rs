@@ -12,7 +12,7 @@
 //!
 //! The padding checks follow RFC 8017 with the JWA rules (RFC 7518 §3.3, §3.5):
 //!
-//! - `RS*`: EMSA-PKCS1-v1_5 by *encoding comparison* (RFC 8017 §8.2.2 step 3,
+//! - `RS*`: EMSA-PKCS1-v1_5 by *encoding comparison* (RFC 8017 §8.2.2 steps 3-4,
 //!   §9.2): the expected block `00 01 FF..FF 00 DigestInfo(hash) H` is built
 //!   and compared with the whole decrypted block. The block is never parsed,
 //!   so garbage after the hash, another DigestInfo or short padding (the
@@ -22,15 +22,15 @@
 //!   of the `rsa` crate (`Pss::new_with_salt(hash length)`).
 //!
 //! Both refuse a signature whose length is not the modulus length in bytes or
-//! whose value is not below `n` (RFC 8017 §5.2.2 step 1). One difference from
-//! the `rsa` 0.9.10 path it replaces, where we are stricter: that PSS path
+//! whose value is not below `n` (RFC 8017 §5.2.2 step 1). Two differences from
+//! the `rsa` 0.9.10 path it replaces, both stricter here: its PSS path
 //! reduces `s` mod `n` without checking `s < n`, so `s + n` (when it fits in
 //! the modulus length) verified as well as `s` (a malleable signature); and
 //! for a modulus of 8k+1 bits it ignores the leading octet of the block, which
 //! RFC 8017 §8.1.2 step 2c (I2OSP into emLen octets) requires to be zero.
 //!
 //! A modulus longer than 4096 bits (which the `rsa` crate's key parser already
-//! refuses) or not odd would fall back to `rsa`'s own big integers for the
+//! refuses), one not odd, or an exponent wider than 64 bits would fall back to `rsa`'s own big integers for the
 //! exponentiation, with the same padding checks.
 
 use std::borrow::Cow;
