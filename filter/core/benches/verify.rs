@@ -64,8 +64,14 @@ fn bench(c: &mut Criterion) {
         .sample_size(20);
     let none = scopegate_core::verify::StaticKeysOnly;
     for (alg, kid) in ALGS {
-        let auth = format!("Bearer {}", sign(alg, Some(kid), &claims("svc-a:orders:read")));
-        assert!(matches!(decide(&p, Some(&auth), &none), Decision::Allow(_)), "{alg}");
+        let auth = format!(
+            "Bearer {}",
+            sign(alg, Some(kid), &claims("svc-a:orders:read"))
+        );
+        assert!(
+            matches!(decide(&p, Some(&auth), &none), Decision::Allow(_)),
+            "{alg}"
+        );
         g.bench_function(format!("decide/{alg}"), |b| {
             b.iter(|| black_box(decide(&p, Some(&auth), &none)))
         });
@@ -91,7 +97,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decide/deny/bad-signature-RS256", |b| {
         b.iter(|| black_box(decide(&p, Some(&bad), &none)))
     });
-    let low = format!("Bearer {}", sign("RS256", Some("rsa-1"), &claims("svc-a:profile:read")));
+    let low = format!(
+        "Bearer {}",
+        sign("RS256", Some("rsa-1"), &claims("svc-a:profile:read"))
+    );
     let cache = WithCache(RefCell::new(TokenCache::new(4096)));
     assert!(matches!(decide(&p, Some(&low), &cache), Decision::Deny(_)));
     g.bench_function("decide/deny/insufficient-scope-cached", |b| {

@@ -155,7 +155,8 @@ impl FromIterator<Alg> for AlgSet {
 /// The cryptographic material of a key. Its variant fixes the key family.
 #[derive(Clone)]
 pub enum KeyMaterial {
-    Rsa(RsaPublicKey),
+    /// The parsed key with its modulus's Montgomery parameters (computed at load).
+    Rsa(crate::rsa_fast::RsaVerifier),
     /// EC keys carry their lazily built comb table (`crate::ec_fast`).
     P256(EcKey<p256::NistP256>),
     P384(EcKey<p384::NistP384>),
@@ -334,7 +335,7 @@ pub fn key_from_jwk(jwk: &Value) -> Result<Key, KeyError> {
                 if bits < MIN_RSA_BITS {
                     return Err(KeyError::RsaTooShort(bits));
                 }
-                KeyMaterial::Rsa(key)
+                KeyMaterial::Rsa(crate::rsa_fast::RsaVerifier::new(key))
             } else {
                 KeyMaterial::Ed25519(
                     ed25519_dalek::VerifyingKey::try_from(&parsed)
@@ -419,7 +420,7 @@ pub fn key_from_pem(kid: Option<String>, pem: &str, alg: Option<&str>) -> Result
         if bits < MIN_RSA_BITS {
             return Err(KeyError::RsaTooShort(bits));
         }
-        KeyMaterial::Rsa(k)
+        KeyMaterial::Rsa(crate::rsa_fast::RsaVerifier::new(k))
     } else if let Ok(k) = p256::PublicKey::from_public_key_pem(pem) {
         KeyMaterial::P256(EcKey::new(&k))
     } else if let Ok(k) = p384::PublicKey::from_public_key_pem(pem) {

@@ -24,6 +24,7 @@ pub mod reason;
 pub mod reply;
 pub mod revocation;
 pub mod routes;
+pub mod rsa_fast;
 pub mod rules;
 pub mod table;
 pub mod token;

@@ -7,7 +7,7 @@
 //! the signature, and only then are the claims trusted and checked against the
 //! caller's clock.
 
-use jwt_compact::alg::{Ed25519, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa};
+use jwt_compact::alg::{Ed25519, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key};
 use jwt_compact::{AlgorithmExt, Token, UntrustedToken, ValidationError};
 use serde_json::{Map, Value};
 
@@ -15,6 +15,7 @@ use crate::ecdsa_ext::{FastEs256, FastEs384, FastEs512};
 use crate::keys::{Alg, AlgSet, Key, KeyMaterial};
 use crate::principal::{Principal, scopes_from_claims};
 use crate::reason::Reason;
+use crate::rsa_fast::FastRsa;
 
 type Obj = Map<String, Value>;
 
@@ -503,12 +504,12 @@ fn verify_with(
     token: &UntrustedToken<'_, Obj>,
 ) -> Result<Token<Obj, Obj>, ValidationError> {
     match (alg, key) {
-        (Alg::Rs256, KeyMaterial::Rsa(k)) => Rsa::rs256().validator::<Obj>(k).validate(token),
-        (Alg::Rs384, KeyMaterial::Rsa(k)) => Rsa::rs384().validator::<Obj>(k).validate(token),
-        (Alg::Rs512, KeyMaterial::Rsa(k)) => Rsa::rs512().validator::<Obj>(k).validate(token),
-        (Alg::Ps256, KeyMaterial::Rsa(k)) => Rsa::ps256().validator::<Obj>(k).validate(token),
-        (Alg::Ps384, KeyMaterial::Rsa(k)) => Rsa::ps384().validator::<Obj>(k).validate(token),
-        (Alg::Ps512, KeyMaterial::Rsa(k)) => Rsa::ps512().validator::<Obj>(k).validate(token),
+        (Alg::Rs256, KeyMaterial::Rsa(k)) => FastRsa::rs256().validator::<Obj>(k).validate(token),
+        (Alg::Rs384, KeyMaterial::Rsa(k)) => FastRsa::rs384().validator::<Obj>(k).validate(token),
+        (Alg::Rs512, KeyMaterial::Rsa(k)) => FastRsa::rs512().validator::<Obj>(k).validate(token),
+        (Alg::Ps256, KeyMaterial::Rsa(k)) => FastRsa::ps256().validator::<Obj>(k).validate(token),
+        (Alg::Ps384, KeyMaterial::Rsa(k)) => FastRsa::ps384().validator::<Obj>(k).validate(token),
+        (Alg::Ps512, KeyMaterial::Rsa(k)) => FastRsa::ps512().validator::<Obj>(k).validate(token),
         (Alg::Es256, KeyMaterial::P256(k)) => FastEs256.validator::<Obj>(k).validate(token),
         (Alg::Es384, KeyMaterial::P384(k)) => FastEs384.validator::<Obj>(k).validate(token),
         (Alg::Es512, KeyMaterial::P521(k)) => FastEs512.validator::<Obj>(k).validate(token),

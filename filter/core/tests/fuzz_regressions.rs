@@ -29,10 +29,18 @@ fn a_shared_introspection_answer_reads_back_exactly_with_large_numbers() {
         let answer = i::parse_object(body.as_bytes()).unwrap();
         assert!(matches!(answer, Introspected::Active(_)));
         let slot = i::shared_value(&d, now + 1, &answer);
-        assert_eq!(i::read_shared(&slot, &d, now), Some((answer, now + 1)), "{body}");
+        assert_eq!(
+            i::read_shared(&slot, &d, now),
+            Some((answer, now + 1)),
+            "{body}"
+        );
     }
     // And the parse itself is correctly rounded (as std's).
-    for n in ["900000000000000000000000300", "2.2250738585072011e-308", "0.3"] {
+    for n in [
+        "900000000000000000000000300",
+        "2.2250738585072011e-308",
+        "0.3",
+    ] {
         let v: Value = serde_json::from_str(n).unwrap();
         assert_eq!(v.as_f64(), n.parse::<f64>().ok(), "{n}");
     }

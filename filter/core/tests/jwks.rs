@@ -429,10 +429,17 @@ fn a_clock_that_went_back_does_not_stall_refreshes_or_retries() {
     assert!(r.answered(later, 200, &jwks_body()).unwrap().is_some());
     // A day back: the keys look fetched in the future.
     let now = later - 86_400;
-    assert_eq!(r.next_fetch(now + 600), None, "stalled without the correction");
+    assert_eq!(
+        r.next_fetch(now + 600),
+        None,
+        "stalled without the correction"
+    );
     assert!(r.notice_clock(now));
     assert!(!r.notice_clock(now), "nothing left to correct");
-    assert!(r.next_fetch(now).is_some(), "keys of unknown age: refreshed at once");
+    assert!(
+        r.next_fetch(now).is_some(),
+        "keys of unknown age: refreshed at once"
+    );
     // A failure's backoff, then another jump back: the retry is not held off.
     r.started(r.next_fetch(now).unwrap(), now);
     r.failed(now);

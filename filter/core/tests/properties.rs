@@ -97,9 +97,8 @@ fn rule(i: usize) -> impl Strategy<Value = Value> {
 
 fn config() -> impl Strategy<Value = Value> {
     (
-        prop::collection::vec(any::<()>(), 1..6).prop_flat_map(|n| {
-            (0..n.len()).map(rule).collect::<Vec<_>>()
-        }),
+        prop::collection::vec(any::<()>(), 1..6)
+            .prop_flat_map(|n| (0..n.len()).map(rule).collect::<Vec<_>>()),
         prop::option::of(require()),
         prop::option::of(scope()),
         any::<bool>(),
@@ -137,15 +136,28 @@ fn bad_tokens() -> Vec<String> {
     let mut expired = all.clone();
     expired.insert("exp".into(), json!(NOW - 3600));
     vec![
-        hs256_with(b"some other secret entirely, 32+ bytes", &json!({"alg": "HS256", "kid": "hs-1"}), &Value::Object(all.clone())),
+        hs256_with(
+            b"some other secret entirely, 32+ bytes",
+            &json!({"alg": "HS256", "kid": "hs-1"}),
+            &Value::Object(all.clone()),
+        ),
         sign("HS256", Some("hs-1"), &other_iss),
         sign("EdDSA", Some("ed-1"), &expired),
         forge(&json!({"alg": "none"}), &Value::Object(all.clone()), b""),
-        forge(&json!({"alg": "EdDSA", "kid": "ed-1"}), &Value::Object(all), &[0u8; 64]),
+        forge(
+            &json!({"alg": "EdDSA", "kid": "ed-1"}),
+            &Value::Object(all),
+            &[0u8; 64],
+        ),
     ]
 }
 
-fn decide(p: &scopegate_core::Policy, method: &str, path: &str, headers: &[(&str, &str)]) -> Decision {
+fn decide(
+    p: &scopegate_core::Policy,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Decision {
     p.decide(&Request {
         method,
         path,

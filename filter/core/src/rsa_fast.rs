@@ -1,0 +1,557 @@
+//! RS256/384/512 and PS256/384/512 verification with the per-key work done
+//! once, when the key is loaded.
+//!
+//! jwt-compact's `Rsa` verifies through the `rsa` crate, which recomputes the
+//! Montgomery parameters of the modulus (a 2k-bit division) and allocates
+//! big integers on every signature: in wasm32 that is ~15 M instructions per
+//! RS256 token. Here an [`RsaVerifier`] holds the modulus's Montgomery
+//! parameters (for crypto-bigint's fixed-size 2048-, 3072- or 4096-bit
+//! integers, the width chosen by the modulus length), so a verification is only
+//! `s^e mod n` as Montgomery squarings and multiplications (for e = 65537: 16
+//! squarings and one multiplication) plus the padding check.
+//!
+//! The padding checks follow RFC 8017 with the JWA rules (RFC 7518 §3.3, §3.5):
+//!
+//! - `RS*`: EMSA-PKCS1-v1_5 by *encoding comparison* (RFC 8017 §8.2.2 steps 3-4,
+//!   §9.2): the expected block `00 01 FF..FF 00 DigestInfo(hash) H` is built
+//!   and compared with the whole decrypted block. The block is never parsed,
+//!   so garbage after the hash, another DigestInfo or short padding (the
+//!   Bleichenbacher'06 forgery class) cannot pass.
+//! - `PS*`: EMSA-PSS-VERIFY (RFC 8017 §9.1.2), MGF1 over the same SHA-2 and a
+//!   salt of exactly the hash length (RFC 7518 §3.5), as jwt-compact 0.8 asks
+//!   of the `rsa` crate (`Pss::new_with_salt(hash length)`).
+//!
+//! Both refuse a signature whose length is not the modulus length in bytes or
+//! whose value is not below `n` (RFC 8017 §5.2.2 step 1). Two differences from
+//! the `rsa` 0.9.10 path it replaces, both stricter here: its PSS path
+//! reduces `s` mod `n` without checking `s < n`, so `s + n` (when it fits in
+//! the modulus length) verified as well as `s` (a malleable signature); and
+//! for a modulus of 8k+1 bits it ignores the leading octet of the block, which
+//! RFC 8017 §8.1.2 step 2c (I2OSP into emLen octets) requires to be zero.
+//!
+//! A modulus longer than 4096 bits (which the `rsa` crate's key parser already
+//! refuses), one not odd, or an exponent wider than 64 bits would fall back to `rsa`'s own big integers for the
+//! exponentiation, with the same padding checks.
+
+use std::borrow::Cow;
+
+use crypto_bigint::modular::montgomery_reduction;
+use crypto_bigint::{Limb, U2048, U3072, U4096, Uint};
+use jwt_compact::{Algorithm, AlgorithmSignature};
+use rsa::RsaPublicKey;
+use rsa::traits::PublicKeyParts;
+use sha2::{Digest, Sha256, Sha384, Sha512};
+
+use crate::ecdsa_ext::VerifyOnly;
+
+const L2048: usize = U2048::LIMBS;
+const L3072: usize = U3072::LIMBS;
+const L4096: usize = U4096::LIMBS;
+
+/// The SHA-2 function of an RS*/PS* algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RsaHash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl RsaHash {
+    /// The DER `DigestInfo` prefix (RFC 8017 §9.2 note 1: the AlgorithmIdentifier
+    /// with NULL parameters), followed by the hash value.
+    const fn digest_info_prefix(self) -> &'static [u8] {
+        match self {
+            RsaHash::Sha256 => &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ],
+            RsaHash::Sha384 => &[
+                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x02, 0x05, 0x00, 0x04, 0x30,
+            ],
+            RsaHash::Sha512 => &[
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x03, 0x05, 0x00, 0x04, 0x40,
+            ],
+        }
+    }
+
+    fn digest(self, message: &[u8]) -> Vec<u8> {
+        match self {
+            RsaHash::Sha256 => Sha256::digest(message).to_vec(),
+            RsaHash::Sha384 => Sha384::digest(message).to_vec(),
+            RsaHash::Sha512 => Sha512::digest(message).to_vec(),
+        }
+    }
+}
+
+/// The signature scheme of an RS*/PS* algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RsaPadding {
+    /// RSASSA-PKCS1-v1_5 (`RS*`).
+    Pkcs1v15,
+    /// RSASSA-PSS with MGF1 and a salt of the hash length (`PS*`).
+    Pss,
+}
+
+/// Montgomery parameters of one modulus in a fixed width of `L` limbs
+/// (R = 2^(L * limb bits)), for crypto-bigint's `mul_wide` / `square_wide` and
+/// `montgomery_reduction` (HAC 14.32).
+///
+/// crypto-bigint's own `DynResidueParams::new` computes R mod n, R^2 mod n and
+/// R^3 mod n by bit-serial division: in wasm32 ~40 M instructions per key,
+/// more than a hundred verifications. R^2 mod n comes from the `rsa` crate's
+/// big integers here (a word-wise long division, once per key).
+#[derive(Clone)]
+struct Mont<const L: usize> {
+    n: Uint<L>,
+    /// R^2 mod n: `mont(x) = reduce(x * r2)`.
+    r2: Uint<L>,
+    /// -n^-1 mod 2^(limb bits).
+    n_neg_inv: Limb,
+}
+
+impl<const L: usize> Mont<L> {
+    const BYTES: usize = L * Limb::BYTES;
+
+    /// `None` unless `n` fits the width and is odd (n > 1): the preconditions
+    /// of Montgomery reduction (gcd(n, R) = 1, n < R).
+    fn new(n: &rsa::BigUint) -> Option<Self> {
+        let n_be = n.to_bytes_be();
+        if n_be.last().is_none_or(|b| b & 1 == 0) || n.bits() < 2 {
+            return None;
+        }
+        let n_uint = uint_from_be::<L>(&n_be)?;
+        let r2 = (rsa::BigUint::from(1u8) << (2 * Self::BYTES * 8)) % n;
+        let r2 = uint_from_be::<L>(&r2.to_bytes_be())?;
+        // n is odd, so its low limb has an inverse modulo 2^(limb bits).
+        let low = Uint::<1>::from_words([n_uint.as_words().first().copied()?]);
+        let inv = low
+            .inv_mod2k_vartime(Limb::BITS)
+            .as_words()
+            .first()
+            .copied()?;
+        Some(Mont {
+            n: n_uint,
+            r2,
+            n_neg_inv: Limb(inv.wrapping_neg()),
+        })
+    }
+
+    fn reduce(&self, wide: &(Uint<L>, Uint<L>)) -> Uint<L> {
+        montgomery_reduction(wide, &self.n, self.n_neg_inv)
+    }
+
+    /// `s^e mod n` as big-endian octets of the width, or `None` if `s >= n`.
+    fn pow(&self, s_be: &[u8], e: u64) -> Option<Vec<u8>> {
+        let s = uint_from_be::<L>(s_be)?;
+        if s >= self.n {
+            return None;
+        }
+        // Montgomery form: s R mod n (inputs below n keep every product below nR).
+        let base = self.reduce(&s.mul_wide(&self.r2));
+        // Left-to-right square-and-multiply over e's bits below the top one;
+        // e = 65537 = 2^16 + 1 is 16 squarings and one multiplication.
+        let mut x = base;
+        let top = u64::BITS - 1 - e.leading_zeros();
+        for i in (0..top).rev() {
+            x = self.reduce(&x.square_wide());
+            if (e >> i) & 1 == 1 {
+                x = self.reduce(&x.mul_wide(&base));
+            }
+        }
+        let words = self.reduce(&(x, Uint::ZERO)).to_words();
+        let mut out = Vec::with_capacity(Self::BYTES);
+        for w in words.iter().rev() {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
+        Some(out)
+    }
+}
+
+/// A `Uint<L>` from big-endian octets of at most its width.
+fn uint_from_be<const L: usize>(be: &[u8]) -> Option<Uint<L>> {
+    let width = L * Limb::BYTES;
+    let pad = width.checked_sub(be.len())?;
+    let mut buf = vec![0u8; width];
+    buf.get_mut(pad..)?.copy_from_slice(be);
+    // `from_be_slice` asserts the length is exactly the width: it is.
+    Some(Uint::<L>::from_be_slice(&buf))
+}
+
+#[derive(Clone)]
+enum Engine {
+    W2048(Box<Mont<L2048>>),
+    W3072(Box<Mont<L3072>>),
+    W4096(Box<Mont<L4096>>),
+    /// Not representable in the fixed widths: `rsa`'s big integers.
+    Generic,
+}
+
+/// An RSA public key prepared for verification: the `rsa` crate's key (as
+/// parsed and checked by it: odd modulus, 3 <= e < 2^33 odd, at most 4096
+/// bits) plus the Montgomery parameters of its modulus.
+#[derive(Clone)]
+pub struct RsaVerifier {
+    key: RsaPublicKey,
+    engine: Engine,
+    /// The public exponent.
+    e: u64,
+    /// Modulus length in octets (k in RFC 8017).
+    k: usize,
+    /// Modulus length in bits.
+    mod_bits: usize,
+}
+
+impl core::fmt::Debug for RsaVerifier {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let engine = match self.engine {
+            Engine::W2048(_) => "montgomery-2048",
+            Engine::W3072(_) => "montgomery-3072",
+            Engine::W4096(_) => "montgomery-4096",
+            Engine::Generic => "generic",
+        };
+        write!(
+            f,
+            "RsaVerifier({} bits, e={}, {engine})",
+            self.mod_bits, self.e
+        )
+    }
+}
+
+impl RsaVerifier {
+    /// Prepares `key`: the Montgomery parameters of its modulus are computed here, once.
+    pub fn new(key: RsaPublicKey) -> RsaVerifier {
+        let k = key.size();
+        let mod_bits = key.n().bits();
+        // The rsa crate bounds e below 2^33; anything wider goes the generic way.
+        let e_be = key.e().to_bytes_be();
+        let e = (e_be.len() <= 8)
+            .then(|| e_be.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+            .filter(|e| *e > 1 && e % 2 == 1);
+        let engine = match (e, k) {
+            (None, _) => Engine::Generic,
+            (Some(_), k) if k <= Mont::<L2048>::BYTES => {
+                Mont::new(key.n()).map_or(Engine::Generic, |m| Engine::W2048(Box::new(m)))
+            }
+            (Some(_), k) if k <= Mont::<L3072>::BYTES => {
+                Mont::new(key.n()).map_or(Engine::Generic, |m| Engine::W3072(Box::new(m)))
+            }
+            (Some(_), k) if k <= Mont::<L4096>::BYTES => {
+                Mont::new(key.n()).map_or(Engine::Generic, |m| Engine::W4096(Box::new(m)))
+            }
+            _ => Engine::Generic,
+        };
+        RsaVerifier {
+            key,
+            engine,
+            e: e.unwrap_or(0),
+            k,
+            mod_bits,
+        }
+    }
+
+    /// The `rsa` crate's key this verifier was prepared from.
+    pub fn public_key(&self) -> &RsaPublicKey {
+        &self.key
+    }
+
+    /// Modulus length in octets.
+    pub fn size(&self) -> usize {
+        self.k
+    }
+
+    /// Whether verification uses the precomputed Montgomery parameters (true
+    /// for every key the `rsa` crate accepts).
+    pub fn is_precomputed(&self) -> bool {
+        !matches!(self.engine, Engine::Generic)
+    }
+
+    /// RSAVP1 (RFC 8017 §5.2.2) and I2OSP into k octets: `None` if the
+    /// signature is not exactly k octets or its value is not below n.
+    fn public_op(&self, sig: &[u8]) -> Option<Vec<u8>> {
+        if sig.len() != self.k {
+            return None;
+        }
+        let full = match &self.engine {
+            Engine::W2048(m) => m.pow(sig, self.e)?,
+            Engine::W3072(m) => m.pow(sig, self.e)?,
+            Engine::W4096(m) => m.pow(sig, self.e)?,
+            Engine::Generic => {
+                let s = rsa::BigUint::from_bytes_be(sig);
+                if &s >= self.key.n() {
+                    return None;
+                }
+                s.modpow(self.key.e(), self.key.n()).to_bytes_be()
+            }
+        };
+        // The result is below n < 256^k: at most k significant octets.
+        let lead = full.len().checked_sub(self.k);
+        match lead {
+            Some(lead) => {
+                let (zeros, em) = full.split_at(lead);
+                zeros.iter().all(|b| *b == 0).then(|| em.to_vec())
+            }
+            None => {
+                let mut em = vec![0u8; self.k - full.len()];
+                em.extend_from_slice(&full);
+                Some(em)
+            }
+        }
+    }
+
+    /// RSASSA-PKCS1-V1_5-VERIFY / RSASSA-PSS-VERIFY of `message`'s `hash`.
+    pub fn verify(&self, padding: RsaPadding, hash: RsaHash, message: &[u8], sig: &[u8]) -> bool {
+        let Some(em) = self.public_op(sig) else {
+            return false;
+        };
+        let m_hash = hash.digest(message);
+        match padding {
+            RsaPadding::Pkcs1v15 => {
+                pkcs1v15_encode(hash, &m_hash, self.k).is_some_and(|expected| expected == em)
+            }
+            RsaPadding::Pss => match hash {
+                RsaHash::Sha256 => pss_verify::<Sha256>(&m_hash, &em, self.mod_bits),
+                RsaHash::Sha384 => pss_verify::<Sha384>(&m_hash, &em, self.mod_bits),
+                RsaHash::Sha512 => pss_verify::<Sha512>(&m_hash, &em, self.mod_bits),
+            },
+        }
+    }
+}
+
+/// EMSA-PKCS1-v1_5-ENCODE (RFC 8017 §9.2) into `em_len` octets:
+/// `00 01 PS 00 T`, PS at least 8 octets of FF. `None` if `em_len` is too short.
+fn pkcs1v15_encode(hash: RsaHash, m_hash: &[u8], em_len: usize) -> Option<Vec<u8>> {
+    let prefix = hash.digest_info_prefix();
+    let t_len = prefix.len() + m_hash.len();
+    let ps_len = em_len.checked_sub(t_len + 3).filter(|ps| *ps >= 8)?;
+    let mut em = Vec::with_capacity(em_len);
+    em.extend_from_slice(&[0x00, 0x01]);
+    em.resize(2 + ps_len, 0xff);
+    em.push(0x00);
+    em.extend_from_slice(prefix);
+    em.extend_from_slice(m_hash);
+    Some(em)
+}
+
+/// MGF1 (RFC 8017 §B.2.1) with hash `D` over `seed`, XORed into `out`.
+fn mgf1_xor<D: Digest>(out: &mut [u8], seed: &[u8]) {
+    let h_len = <D as Digest>::output_size();
+    for (counter, chunk) in (0u32..).zip(out.chunks_mut(h_len)) {
+        let mut h = D::new();
+        h.update(seed);
+        h.update(counter.to_be_bytes());
+        for (o, m) in chunk.iter_mut().zip(h.finalize().iter()) {
+            *o ^= m;
+        }
+    }
+}
+
+/// EMSA-PSS-VERIFY (RFC 8017 §9.1.2) with MGF1-`D` and sLen = hLen, on the
+/// k-octet block `block` = I2OSP(m, k) of a modulus of `mod_bits` bits.
+fn pss_verify<D: Digest>(m_hash: &[u8], block: &[u8], mod_bits: usize) -> bool {
+    let h_len = <D as Digest>::output_size();
+    let s_len = h_len;
+    // §8.1.2 step 2c: EM = I2OSP(m, emLen), emBits = modBits - 1. When emLen
+    // is one octet shorter than k (modBits = 8j + 1), that octet must be zero.
+    let Some(em_bits) = mod_bits.checked_sub(1) else {
+        return false;
+    };
+    let em_len = em_bits.div_ceil(8);
+    let Some(lead) = block.len().checked_sub(em_len) else {
+        return false;
+    };
+    let (zeros, em) = block.split_at(lead);
+    if zeros.iter().any(|b| *b != 0) || m_hash.len() != h_len {
+        return false;
+    }
+    // 3. emLen < hLen + sLen + 2: inconsistent.
+    let Some(db_len) = em_len.checked_sub(h_len + 1) else {
+        return false;
+    };
+    if em_len < h_len + s_len + 2 {
+        return false;
+    }
+    // 4. The rightmost octet is 0xbc.
+    let Some((&0xbc, rest)) = em.split_last() else {
+        return false;
+    };
+    // 5. maskedDB || H.
+    let (masked_db, h) = rest.split_at(db_len);
+    // 6. The leftmost 8emLen - emBits bits of maskedDB must be zero.
+    let unused_bits = 8 * em_len - em_bits;
+    let top_mask: u8 = 0xff >> unused_bits;
+    let Some(first) = masked_db.first() else {
+        return false;
+    };
+    if first & !top_mask != 0 {
+        return false;
+    }
+    // 7-9. DB = maskedDB xor MGF1(H), its leftmost unused bits cleared.
+    let mut db = masked_db.to_vec();
+    mgf1_xor::<D>(&mut db, h);
+    if let Some(first) = db.first_mut() {
+        *first &= top_mask;
+    }
+    // 10. DB = 00..00 01 salt, the zeros emLen - hLen - sLen - 2 octets long.
+    let zeros_len = db_len - s_len - 1;
+    let (ps, rest) = db.split_at(zeros_len);
+    let Some((&0x01, salt)) = rest.split_first() else {
+        return false;
+    };
+    if ps.iter().any(|b| *b != 0) {
+        return false;
+    }
+    // 12-14. H' = Hash(00^8 || mHash || salt) must equal H.
+    let mut hasher = D::new();
+    hasher.update([0u8; 8]);
+    hasher.update(m_hash);
+    hasher.update(salt);
+    hasher.finalize().iter().eq(h.iter())
+}
+
+/// An RSA signature: the octets as received (length and range checked at verification).
+#[derive(Debug, Clone)]
+pub struct RsaSig(Vec<u8>);
+
+impl AlgorithmSignature for RsaSig {
+    fn try_from_slice(slice: &[u8]) -> anyhow::Result<Self> {
+        Ok(RsaSig(slice.to_vec()))
+    }
+
+    fn as_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.0)
+    }
+}
+
+/// RS256/384/512 or PS256/384/512 for jwt-compact, verifying with an [`RsaVerifier`].
+#[derive(Debug, Clone, Copy)]
+pub struct FastRsa {
+    padding: RsaPadding,
+    hash: RsaHash,
+}
+
+impl FastRsa {
+    pub const fn new(padding: RsaPadding, hash: RsaHash) -> FastRsa {
+        FastRsa { padding, hash }
+    }
+    pub const fn rs256() -> FastRsa {
+        FastRsa::new(RsaPadding::Pkcs1v15, RsaHash::Sha256)
+    }
+    pub const fn rs384() -> FastRsa {
+        FastRsa::new(RsaPadding::Pkcs1v15, RsaHash::Sha384)
+    }
+    pub const fn rs512() -> FastRsa {
+        FastRsa::new(RsaPadding::Pkcs1v15, RsaHash::Sha512)
+    }
+    pub const fn ps256() -> FastRsa {
+        FastRsa::new(RsaPadding::Pss, RsaHash::Sha256)
+    }
+    pub const fn ps384() -> FastRsa {
+        FastRsa::new(RsaPadding::Pss, RsaHash::Sha384)
+    }
+    pub const fn ps512() -> FastRsa {
+        FastRsa::new(RsaPadding::Pss, RsaHash::Sha512)
+    }
+}
+
+impl Algorithm for FastRsa {
+    type SigningKey = VerifyOnly;
+    type VerifyingKey = RsaVerifier;
+    type Signature = RsaSig;
+
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match (self.padding, self.hash) {
+            (RsaPadding::Pkcs1v15, RsaHash::Sha256) => "RS256",
+            (RsaPadding::Pkcs1v15, RsaHash::Sha384) => "RS384",
+            (RsaPadding::Pkcs1v15, RsaHash::Sha512) => "RS512",
+            (RsaPadding::Pss, RsaHash::Sha256) => "PS256",
+            (RsaPadding::Pss, RsaHash::Sha384) => "PS384",
+            (RsaPadding::Pss, RsaHash::Sha512) => "PS512",
+        })
+    }
+
+    fn sign(&self, signing_key: &Self::SigningKey, _message: &[u8]) -> Self::Signature {
+        match *signing_key {}
+    }
+
+    fn verify_signature(
+        &self,
+        signature: &Self::Signature,
+        verifying_key: &Self::VerifyingKey,
+        message: &[u8],
+    ) -> bool {
+        verifying_key.verify(self.padding, self.hash, message, &signature.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
+    use super::*;
+    // On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
+    // (filter/scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn the_generic_fallback_agrees_with_the_montgomery_path() {
+        let private = &scopegate_testkit::keys().rsa;
+        let fast = RsaVerifier::new(private.to_public_key());
+        assert!(fast.is_precomputed());
+        let mut generic = fast.clone();
+        generic.engine = Engine::Generic;
+        assert!(!generic.is_precomputed());
+        let msg = b"header.payload";
+        let digest = Sha256::digest(msg);
+        let pkcs = private
+            .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest)
+            .unwrap();
+        let pss = private
+            .sign_with_rng(
+                &mut rsa::rand_core::OsRng,
+                rsa::Pss::new_with_salt::<Sha256>(32),
+                &digest,
+            )
+            .unwrap();
+        for v in [&fast, &generic] {
+            assert!(v.verify(RsaPadding::Pkcs1v15, RsaHash::Sha256, msg, &pkcs));
+            assert!(v.verify(RsaPadding::Pss, RsaHash::Sha256, msg, &pss));
+            assert!(!v.verify(RsaPadding::Pss, RsaHash::Sha256, msg, &pkcs));
+            assert!(!v.verify(RsaPadding::Pkcs1v15, RsaHash::Sha384, msg, &pkcs));
+            // n itself and a short signature are refused before any arithmetic.
+            let n = v.public_key().n().to_bytes_be();
+            assert!(!v.verify(RsaPadding::Pkcs1v15, RsaHash::Sha256, msg, &n));
+            assert!(!v.verify(RsaPadding::Pkcs1v15, RsaHash::Sha256, msg, &pkcs[1..]));
+        }
+        // Both paths give the same block for arbitrary values below n.
+        for seed in 0u8..8 {
+            let s: Vec<u8> = (0..256)
+                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+                .collect();
+            let s = &s[..];
+            let mut s = s.to_vec();
+            s[0] &= 0x7f;
+            assert_eq!(fast.public_op(&s), generic.public_op(&s), "seed {seed}");
+            assert!(fast.public_op(&s).is_some());
+        }
+    }
+
+    #[test]
+    fn pkcs1_encoding_needs_room_for_eight_padding_octets() {
+        let h = [0u8; 32];
+        // 3 + 19 + 32 = 54 octets of structure: 62 is the shortest block.
+        assert!(pkcs1v15_encode(RsaHash::Sha256, &h, 61).is_none());
+        let em = pkcs1v15_encode(RsaHash::Sha256, &h, 62).unwrap();
+        assert_eq!(
+            &em[..11],
+            &[0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0]
+        );
+        assert_eq!(em.len(), 62);
+    }
+}
