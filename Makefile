@@ -58,6 +58,8 @@ soak-memory: wasm
 
 # Benchmarks (never part of `make test`; see BENCHMARKS.md).
 .PHONY: bench bench-native bench-harness
+# Three interleaved rounds, medians: the machines here are shared and noisy.
+BENCH_ARGS ?= --duration 4 --rounds 3
 bench-native:
 	cargo bench -p scopegate-core
 
@@ -67,6 +69,12 @@ bench-harness: wasm
 bench: wasm venv
 	@command -v wrk >/dev/null || { s=; [ "$$(id -u)" -eq 0 ] || s=sudo; $$s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -qq wrk; }
 	.venv/bin/python envoy/bench/run.py $(BENCH_ARGS)
+
+# Prices each kind of host call (and wasm work) in real Envoy with the
+# cost-probe fixture filter, next to scopegate's own figures.
+.PHONY: bench-probe
+bench-probe: wasm venv
+	.venv/bin/python envoy/bench/run.py --probe $(BENCH_ARGS)
 
 demo: wasm venv
 	cargo build -q -p scopegate-example-auth-server

@@ -12,7 +12,7 @@ from /proc/<pid>/stat: steadier than RPS on a shared machine), RPS, p50, p99,
 and ratios against "no filter" and against the matching native scenario.
 
     make bench                                    # or:
-    .venv/bin/python envoy/bench/run.py [--duration 6] [--only REGEX] [--json out.json]
+    .venv/bin/python envoy/bench/run.py [--duration 6] [--rounds 3] [--only REGEX] [--json out.json]
         [--envoy-cpu 0] [--load-cpu 1] [--connections 16] [--tokens 5000]
 
 Needs: wrk (apt-get install -y wrk), taskset, the built wasm files
@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -363,6 +364,8 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "6")),
                     help="seconds of load per scenario (default 6; a 2 s warm-up comes first)")
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every scenario this many times, interleaved; figures are medians")
     ap.add_argument("--tokens", type=int, default=5000,
                     help="distinct tokens per algorithm, sent in cyclic order (more than scopegate's 4096 "
                          "cache entries: every request misses)")
@@ -391,30 +394,40 @@ def main() -> int:
     results: dict[str, dict] = {}
     refs: dict[str, str | None] = {}
     only = re.compile(args.only) if args.only else None
+    runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="scopegate-bench-") as tmp:
-        for name, filters, tokens, expect, native in (probe_scenarios if args.probe else scenarios)(keys, args.tokens):
-            if only and not only.search(name) and name != "no filter":
-                continue
-            path = "/healthz" if "/healthz" in name else PATH
-            r = run_scenario(envoy, args, Path(tmp), re.sub(r"[^a-z0-9]+", "_", name.lower()), filters, tokens,
-                             expect, path)
-            r["scenario"] = name
-            r["load_average"] = os.getloadavg()[0]
-            results[name] = r
-            refs[name] = native
-            print(f"  {name}: {r['cpu_us_per_req']:.1f} µs CPU/req, {r['rps']:.0f} RPS "
-                  f"(load {r['load_average']:.2f})", file=sys.stderr, flush=True)
+        todo = [sc for sc in (probe_scenarios if args.probe else scenarios)(keys, args.tokens)
+                if not only or only.search(sc[0]) or sc[0] == "no filter"]
+        # Rounds interleave the scenarios, so a burst of noise on a shared
+        # machine spreads over all of them; each figure is the median.
+        for rnd in range(args.rounds):
+            for name, filters, tokens, expect, native in todo:
+                path = "/healthz" if "/healthz" in name else PATH
+                r = run_scenario(envoy, args, Path(tmp), re.sub(r"[^a-z0-9]+", "_", name.lower()), filters,
+                                 tokens, expect, path)
+                r["scenario"] = name
+                r["load_average"] = os.getloadavg()[0]
+                runs.setdefault(name, []).append(r)
+                refs[name] = native
+                print(f"  [{rnd + 1}/{args.rounds}] {name}: {r['cpu_us_per_req']:.1f} µs CPU/req, {r['rps']:.0f} RPS "
+                      f"(load {r['load_average']:.2f})", file=sys.stderr, flush=True)
+    for name, rs in runs.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in ("rps", "cpu_us_per_req", "p50_us", "p99_us",
+                                                              "load_average")}
+        results[name] = {"scenario": name, "requests": sum(r["requests"] for r in rs), "rounds": len(rs),
+                         "cpu_us_per_req_all": [round(r["cpu_us_per_req"], 1) for r in rs], **med}
     base = results.get("no filter")
     print()
-    print("| scenario | Envoy CPU µs/req | RPS | p50 µs | p99 µs | RPS vs no filter | RPS vs native | CPU vs native | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| scenario | Envoy CPU µs/req | RPS | p50 µs | p99 µs | RPS vs no filter | RPS vs native | CPU vs native | load avg | CPU µs/req of each round |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         ref = results.get(refs[name] or "")
         vs_base = f"{r['rps'] / base['rps']:.2f}" if base else "-"
         vs_native = f"{r['rps'] / ref['rps']:.2f}" if ref else "-"
         cpu_native = f"{r['cpu_us_per_req'] / ref['cpu_us_per_req']:.2f}" if ref else "-"
-        print(f"| {name} | {r['cpu_us_per_req']:.1f} | {r['rps']:.0f} | {r['p50_us']} | {r['p99_us']} | "
-              f"{vs_base} | {vs_native} | {cpu_native} | {r['load_average']:.2f} |")
+        each = " / ".join(f"{c:.0f}" for c in r["cpu_us_per_req_all"])
+        print(f"| {name} | {r['cpu_us_per_req']:.1f} | {r['rps']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | "
+              f"{vs_base} | {vs_native} | {cpu_native} | {r['load_average']:.2f} | {each} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"envoy": version, "machine": machine(), "results": results}, indent=2))
     return 0
