@@ -1,8 +1,9 @@
 """Soak test of scopegate.wasm in real Envoy 1.40 (loopback only, bounded).
 
 Concurrent keep-alive clients send a mix of valid and invalid requests (bad
-signature, expired, wrong audience, missing scope, no token, a public route)
-against a provider whose keys come from a remote JWKS (envoy/jwks_server.py),
+signature, expired, wrong audience, missing scope, revoked, no token, a public
+route) against a provider whose keys come from a remote JWKS and whose
+revocation feed is polled from the same auth server (envoy/jwks_server.py),
 while the auth server is stopped and later restarted. Every response is
 checked against the outcome expected for its kind; the run fails on any wrong
 decision, on any sign of a wasm failure in Envoy (log lines, wasm_fail_stream
@@ -70,7 +71,7 @@ def rss_kib(pid: int) -> int:
     return -1
 
 
-def make_kinds(seconds: float) -> tuple[dict[str, Any], list[Kind]]:
+def make_kinds(seconds: float) -> tuple[dict[str, Any], dict[str, Any], list[Kind]]:
     es = generate_private_key("ES256")
     rsa_key = generate_private_key("RS256")
     rogue = generate_private_key("ES256")
@@ -92,10 +93,15 @@ def make_kinds(seconds: float) -> tuple[dict[str, Any], list[Kind]]:
         Kind("expired", "/orders/4", [sign_jwt(claims(i, iat=now - 7200, exp=now - 3600), es, "ES256", "ec-1") for i in range(n)], 401, "token_expired"),
         Kind("wrong-audience", "/orders/5", [sign_jwt(claims(i, aud="svc-b"), es, "ES256", "ec-1") for i in range(n)], 401, "audience_not_allowed"),
         Kind("missing-scope", "/orders/6", [sign_jwt(claims(i, scope="svc-a:other"), es, "ES256", "ec-1") for i in range(n)], 403, "insufficient_scope"),
+        Kind("revoked", "/orders/8", [sign_jwt(claims(i, jti=f"revoked-{i}"), es, "ES256", "ec-1") for i in range(n)], 401, "token_revoked"),
         Kind("no-token", "/orders/7", [""], 401, "token_missing"),
         Kind("public", "/healthz", [""], 200, None),
     ]
-    return jwks, kinds
+    # The revocation feed (filter/PROTOCOLS.md): one complete document naming
+    # the revoked kind's tokens by jti.
+    feed = {"cursor": "1", "complete": True, "subjects": [],
+            "jti": [{"jti": f"revoked-{i}", "exp": now + ttl} for i in range(n)]}
+    return jwks, feed, kinds
 
 
 def check(kind: Kind, status: int, headers: dict[str, str], body: bytes) -> tuple[bool, str]:
@@ -156,7 +162,7 @@ WASM_FAILURE_MARKERS = ("panicked", "wasm_fail_stream", "Wasm VM failed", "Funct
 
 
 def run(seconds: float = 60.0, threads: int = 8, workdir: str | None = None) -> dict[str, Any]:
-    jwks, kinds = make_kinds(seconds)
+    jwks, feed, kinds = make_kinds(seconds)
     config = {
         "realm": "svc-a",
         "providers": [{
@@ -164,6 +170,10 @@ def run(seconds: float = 60.0, threads: int = 8, workdir: str | None = None) -> 
             "remote_jwks": {"cluster": "auth", "authority": "auth.test", "path": "/jwks",
                             "timeout_ms": 1000, "cache_duration_seconds": 10},
             "claims_to_headers": {"sub": "x-scopegate-sub"},
+            # Polled every 2 s; the outage (a third of the run) stays under
+            # max_staleness_seconds (300), so decisions must not change.
+            "revocation": {"remote": {"cluster": "auth", "authority": "auth.test", "path": "/revocations",
+                                      "poll_interval_seconds": 2, "timeout_ms": 1000}},
         }],
         "rules": default_rules(),
     }
@@ -173,6 +183,7 @@ def run(seconds: float = 60.0, threads: int = 8, workdir: str | None = None) -> 
     summary: dict[str, Any] = {"seconds": seconds, "threads": threads}
     with JwksServer() as auth:
         auth.serve_jwks("/jwks", jwks)
+        auth.serve_json("/revocations", feed)
         gw = ScopegateEnvoy(config, auth_port=auth.port, workdir=workdir)
         gw.start()
         try:
@@ -209,6 +220,10 @@ def run(seconds: float = 60.0, threads: int = 8, workdir: str | None = None) -> 
             summary["fetch_failed"] = int(stats_text.get("wasmcustom.scopegate.jwks.main.fetch_failed", "-1"))
             summary["filter_allowed"] = int(stats_text.get("wasmcustom.scopegate.allowed", "-1"))
             summary["filter_denied"] = int(stats_text.get("wasmcustom.scopegate.denied", "-1"))
+            summary["revocation_poll_ok"] = int(stats_text.get("wasmcustom.scopegate.revocation.main.poll_ok", "-1"))
+            summary["revocation_poll_failed"] = int(
+                stats_text.get("wasmcustom.scopegate.revocation.main.poll_failed", "-1"))
+            summary["revoked_refused"] = int(stats_text.get("wasmcustom.scopegate.revocation.main.revoked", "-1"))
             log = gw.log()
             failures = [ln for ln in log.splitlines() if any(m in ln for m in WASM_FAILURE_MARKERS)]
             summary["wasm_failure_lines"] = failures[:20]
@@ -229,7 +244,9 @@ def run(seconds: float = 60.0, threads: int = 8, workdir: str | None = None) -> 
     denied = stats.total + 1 - allowed
     summary["counters_match"] = (summary["filter_allowed"], summary["filter_denied"]) == (allowed, denied)
     summary["ok"] = (not stats.wrong and not failures and summary["counters_match"]
-                     and summary["fetch_failed"] > 0 and summary["jwks_fetches_total"] > summary["jwks_fetches_before_outage"])
+                     and summary["fetch_failed"] > 0 and summary["jwks_fetches_total"] > summary["jwks_fetches_before_outage"]
+                     and summary["revocation_poll_failed"] > 0 and summary["revocation_poll_ok"] > 0
+                     and summary["revoked_refused"] == stats.by_kind.get("revoked", 0))
     return summary
 
 
