@@ -110,6 +110,9 @@ pub use crate::rules::{Access, Rule, ScopeExpr};
 /// The validated, immutable policy the filter enforces.
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// Unique per compiled policy in this VM (from 1): binds memos kept on
+    /// cached principals (`principal::RuleMemo`) to the policy that made them.
+    pub(crate) id: u64,
     pub(crate) realm: String,
     pub(crate) providers: Vec<Provider>,
     /// Rules, route table, roles and the other authorization settings.
@@ -335,7 +338,9 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
     if authz.uses_hosts() && !wanted_headers.iter().any(|h| h == ":authority") {
         wanted_headers.push(":authority".to_owned());
     }
+    static COMPILED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     Ok(Policy {
+        id: COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         realm,
         providers,
         authz,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::principal::{ClaimPath, Principal};
 use crate::reason::Reason;
 use crate::revocation::Check;
-use crate::routes::{normalize, parse_authority};
+use crate::routes::{normalize_cow, parse_authority};
 use crate::rules::{DRY_RUN_HEADER, RouteFacts, Verdict};
 use crate::token::{Found, TokenSource, cookies_without, extract, path_without_query_param};
 use crate::verify::{Failure, KeySource, StaticKeysOnly, verify_with_keys};
@@ -236,7 +236,7 @@ impl Policy {
             detail,
             provider: None,
         };
-        let path = match normalize(req.path) {
+        let path = match normalize_cow(req.path) {
             Ok(p) => p,
             Err(e) => {
                 let d = deny(
@@ -277,7 +277,7 @@ impl Policy {
             host: host.as_ref().map(|(h, p)| (h.as_str(), *p)),
             route_name: req.route_name,
         };
-        let Some(rule) = self.authz.find(&facts) else {
+        let Some((rule_index, rule)) = self.authz.find_indexed(&facts) else {
             let d = deny(
                 403,
                 Reason::NoMatchingRule,
@@ -337,7 +337,7 @@ impl Policy {
                 self.settle(req, Some(rule), Err(d), None, found_at, None)
             }
             (_, Some(Err(f))) => self.token_refused(req, rule, f, found_at),
-            (_, Some(Ok(p))) => match self.authz.evaluate(rule, &p) {
+            (_, Some(Ok(p))) => match self.evaluate(rule_index, rule, &p) {
                 Verdict::Allow(reason) => {
                     self.settle(req, Some(rule), Ok(reason), Some(p), found_at, None)
                 }
@@ -359,6 +359,24 @@ impl Policy {
             None => decision,
             Some(s) => self.on_stale_revocation(decision, s, rule),
         }
+    }
+
+    /// [`Authz::evaluate`], remembered on the principal when it allows: a
+    /// principal from the token cache is evaluated once per rule.
+    fn evaluate(&self, rule_index: usize, rule: &Rule, p: &Principal) -> Verdict {
+        if let Some(super_admin) = p.allowed_by.allowed(self.id, rule_index) {
+            return Verdict::Allow(if super_admin {
+                Reason::SuperAdmin
+            } else {
+                Reason::Allowed
+            });
+        }
+        let verdict = self.authz.evaluate(rule, p);
+        if let Verdict::Allow(reason) = &verdict {
+            p.allowed_by
+                .remember(self.id, rule_index, *reason == Reason::SuperAdmin);
+        }
+        verdict
     }
 
     /// Refuses a verified token its provider revoked; notes a stale list
@@ -677,8 +695,9 @@ impl Policy {
         // The token is forwarded only if the provider that verified it says so;
         // an unverified token is never forwarded.
         if !provider.is_some_and(|p| p.forward_token) {
-            let mut path = req.path.to_owned();
-            let mut cookie = req.header("cookie").map(str::to_owned);
+            // The path and cookies are copied only when a token came from them.
+            let mut path: Option<String> = None;
+            let mut cookie: Option<Option<String>> = None;
             for source in found_at.iter().filter_map(|i| self.sources.get(*i)) {
                 match source {
                     TokenSource::Header { name, .. } => {
@@ -686,16 +705,22 @@ impl Policy {
                             remove_headers.push(name.clone());
                         }
                     }
-                    TokenSource::Query(param) => path = path_without_query_param(&path, param),
+                    TokenSource::Query(param) => {
+                        path = Some(path_without_query_param(
+                            path.as_deref().unwrap_or(req.path),
+                            param,
+                        ));
+                    }
                     TokenSource::Cookie(name) => {
-                        cookie = cookie.and_then(|c| cookies_without(&c, name));
+                        let now = cookie.take().unwrap_or_else(|| req.header("cookie").map(str::to_owned));
+                        cookie = Some(now.and_then(|c| cookies_without(&c, name)));
                     }
                 }
             }
-            if path != req.path {
+            if let Some(path) = path.filter(|p| p != req.path) {
                 set_headers.push((":path".to_owned(), path));
             }
-            if cookie.as_deref() != req.header("cookie") {
+            if let Some(cookie) = cookie.filter(|c| c.as_deref() != req.header("cookie")) {
                 match cookie {
                     Some(c) => set_headers.push(("cookie".to_owned(), c)),
                     None => remove_headers.push("cookie".to_owned()),

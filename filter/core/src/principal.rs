@@ -15,6 +15,73 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// Every claim of the token's payload (for forwarding and claim conditions).
     pub claims: Map<String, Value>,
+    /// Rules that already allowed this principal (internal; start with
+    /// `Default::default()`).
+    pub allowed_by: RuleMemo,
+}
+
+/// Which rules of which compiled policy already allowed a principal, so that
+/// a principal served from the verified-token cache skips the scope and claim
+/// evaluation on its next requests to those rules. The evaluation depends
+/// only on the principal, the rule and the policy, all fixed for the life of
+/// a cache entry; the memo is bound to one policy (its compile id), holds at
+/// most four rules, and remembers only allows. It is not part of the
+/// principal's value: equality ignores it and a clone starts empty.
+#[derive(Default)]
+pub struct RuleMemo([std::sync::atomic::AtomicU64; 4]);
+
+impl RuleMemo {
+    /// Packed slot: policy id (32 bits) | rule index + 1 (31 bits) | super-admin (1 bit).
+    fn slot(policy: u64, rule: usize) -> Option<u64> {
+        let rule = u64::try_from(rule).ok()?.checked_add(1).filter(|r| *r < 1 << 31)?;
+        Some(((policy & 0xffff_ffff) << 32) | (rule << 1))
+    }
+
+    /// How rule `rule` of policy `policy` allowed this principal before:
+    /// `Some(super_admin)`, or `None` if it is not remembered.
+    pub(crate) fn allowed(&self, policy: u64, rule: usize) -> Option<bool> {
+        let want = Self::slot(policy, rule)?;
+        self.0
+            .iter()
+            .map(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+            .find(|v| v & !1 == want)
+            .map(|v| v & 1 == 1)
+    }
+
+    /// Remembers that rule `rule` of policy `policy` allowed this principal.
+    pub(crate) fn remember(&self, policy: u64, rule: usize, super_admin: bool) {
+        let Some(v) = Self::slot(policy, rule) else {
+            return;
+        };
+        let v = v | u64::from(super_admin);
+        let slots = &self.0;
+        // An empty slot or one of another policy, else by rule index.
+        let free = slots.iter().find(|s| {
+            let old = s.load(std::sync::atomic::Ordering::Relaxed);
+            old == 0 || old >> 32 != v >> 32
+        });
+        if let Some(s) = free.or_else(|| slots.get(rule % 4)) {
+            s.store(v, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl Clone for RuleMemo {
+    fn clone(&self) -> Self {
+        RuleMemo::default()
+    }
+}
+
+impl PartialEq for RuleMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for RuleMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RuleMemo")
+    }
 }
 
 impl Principal {
@@ -236,7 +303,39 @@ mod tests {
             subject: None,
             scopes: Vec::new(),
             claims: claims.as_object().unwrap().clone(),
+            allowed_by: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_rule_memo_is_bound_to_a_policy_and_a_rule() {
+        let m = RuleMemo::default();
+        assert_eq!(m.allowed(1, 0), None);
+        m.remember(1, 0, false);
+        m.remember(1, 7, true);
+        assert_eq!(m.allowed(1, 0), Some(false));
+        assert_eq!(m.allowed(1, 7), Some(true));
+        assert_eq!(m.allowed(1, 1), None, "another rule");
+        assert_eq!(m.allowed(2, 0), None, "another policy");
+        assert_eq!(m.allowed(1 + (1 << 32), 0), Some(false), "ids agree in their low 32 bits");
+        // Four slots: more rules overwrite, never confuse.
+        for r in 10..20 {
+            m.remember(1, r, false);
+        }
+        for r in 0..30 {
+            assert!(m.allowed(1, r).is_none_or(|sa| !sa || r == 7), "rule {r}");
+        }
+        assert!(m.allowed(1, 19).is_some(), "the last one is kept");
+        // Another policy takes the slots of the old one.
+        m.remember(2, 3, false);
+        assert_eq!(m.allowed(2, 3), Some(false));
+        // Rule indexes beyond the packing are never remembered.
+        m.remember(1, 1 << 31, false);
+        assert_eq!(m.allowed(1, 1 << 31), None);
+        // Not part of the principal's value.
+        let cloned = m.clone();
+        assert_eq!(cloned.allowed(2, 3), None);
+        assert!(cloned == m);
     }
 
     fn grants_of(scopes: &[&str]) -> Grants {

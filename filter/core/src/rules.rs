@@ -333,6 +333,14 @@ impl Authz {
             .or(self.default_rule.as_ref())
     }
 
+    /// [`Authz::find`] with the rule's index (`rules.len()` for the default rule).
+    pub(crate) fn find_indexed(&self, facts: &RouteFacts<'_>) -> Option<(usize, &Rule)> {
+        self.table
+            .lookup(&self.rules, facts)
+            .and_then(|i| self.rules.get(i).map(|r| (i, r)))
+            .or_else(|| self.default_rule.as_ref().map(|r| (self.rules.len(), r)))
+    }
+
     /// The same answer as [`Authz::find`] by trying every rule in order: the
     /// reference the route table is tested and benchmarked against.
     #[doc(hidden)]

@@ -7,8 +7,8 @@
 //! the signature, and only then are the claims trusted and checked against the
 //! caller's clock.
 
-use jwt_compact::alg::{Ed25519, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key};
-use jwt_compact::{AlgorithmExt, Token, UntrustedToken, ValidationError};
+use jwt_compact::alg::Ed25519;
+use jwt_compact::{Algorithm, AlgorithmSignature, UntrustedToken};
 use serde_json::{Map, Value};
 
 use crate::ecdsa_ext::{FastEs256, FastEs384, FastEs512};
@@ -220,13 +220,36 @@ pub fn verify_with_keys(
         detail: format!("token does not parse: {e}"),
         provider: None,
     })?;
-
-    if !segments_unambiguous(token) {
+    // The header's members are read by jwt-compact; it only has to be
+    // unambiguous. The payload is decoded and parsed here, once: the claims
+    // choose the provider and its keys before the signature is checked, and
+    // are trusted only after (`check_provider`).
+    let (header_b64, payload_b64) = token
+        .split_once('.')
+        .and_then(|(h, rest)| rest.split_once('.').map(|(p, _)| (h, p)))
+        .unwrap_or_default();
+    if !decoded(header_b64).is_some_and(|json| crate::json_guard::is_unambiguous(&json)) {
         return fail(
             Reason::Malformed,
             "header or payload repeats a JSON member name",
         );
     }
+    let mut claims = match decoded(payload_b64).map(|json| crate::json_guard::parse_object(&json)) {
+        Some(Ok(claims)) => claims,
+        Some(Err(crate::json_guard::ObjectError::Duplicate)) => {
+            return fail(
+                Reason::Malformed,
+                "header or payload repeats a JSON member name",
+            );
+        }
+        Some(Err(crate::json_guard::ObjectError::NotAnObject(e))) => {
+            return fail(
+                Reason::Malformed,
+                format!("payload is not a JSON object of claims: {e}"),
+            );
+        }
+        None => return fail(Reason::Malformed, "payload is not base64url"),
+    };
     let header = untrusted.header();
     if header.key_set_url.is_some() {
         return fail(
@@ -255,17 +278,11 @@ pub fn verify_with_keys(
             format!("algorithm {:?} is not supported", untrusted.algorithm()),
         );
     };
+    let times = numeric_dates(&mut claims)?;
 
     // The issuer picks the provider. The claims are not trusted yet: they only
     // choose which configured keys to try.
-    let unchecked = untrusted
-        .deserialize_claims_unchecked::<Obj>()
-        .map_err(|e| Failure {
-            reason: Reason::Malformed,
-            detail: format!("payload is not a JSON object of claims: {e}"),
-            provider: None,
-        })?;
-    let iss = match unchecked.custom.get("iss") {
+    let iss = match claims.get("iss") {
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return fail(Reason::ClaimInvalid, "iss is not a string"),
         None => return fail(Reason::IssuerNotAllowed, "token has no iss"),
@@ -287,6 +304,7 @@ pub fn verify_with_keys(
         token,
         now,
         fetched.fetched(index),
+        (claims, times),
     )
     .map_err(|mut f| {
         f.provider = Some(index);
@@ -301,6 +319,7 @@ fn check_provider(
     token: &str,
     now: i64,
     fetched: Option<&[Key]>,
+    (custom, times): (Obj, Times),
 ) -> Result<Principal, Failure> {
     let header = untrusted.header();
     if token.len() > provider.max_token_bytes {
@@ -339,13 +358,15 @@ fn check_provider(
 
     let kid = header.key_id.as_deref();
     let mut tried = 0usize;
-    let mut verified: Option<Token<Obj, Obj>> = None;
+    let mut verified = false;
     if provider.remote.is_some() && provider.keys.is_empty() && fetched.is_none() {
         return fail(
             Reason::JwksUnavailable,
             format!("provider {}'s JWKS has not been fetched yet", provider.name),
         );
     }
+    // What the signature covers: the header and payload segments as sent.
+    let signed = token.rsplit_once('.').map_or("", |(data, _)| data);
     for key in provider
         .keys
         .iter()
@@ -353,26 +374,12 @@ fn check_provider(
         .filter(|k| k.algs().contains(alg) && (kid.is_none() || k.kid() == kid))
     {
         tried += 1;
-        match verify_with(alg, key.material(), untrusted) {
-            Ok(token) => {
-                verified = Some(token);
-                break;
-            }
-            Err(
-                ValidationError::InvalidSignature
-                | ValidationError::InvalidSignatureLen { .. }
-                | ValidationError::MalformedSignature(_)
-                | ValidationError::AlgorithmMismatch { .. },
-            ) => continue,
-            Err(other) => {
-                return fail(
-                    Reason::Malformed,
-                    format!("signature verified but: {other}"),
-                );
-            }
+        if signature_ok(alg, key.material(), untrusted.signature_bytes(), signed.as_bytes()) {
+            verified = true;
+            break;
         }
     }
-    let Some(verified) = verified else {
+    if !verified {
         return if tried == 0 {
             fail(
                 Reason::UnknownKid,
@@ -388,57 +395,46 @@ fn check_provider(
                 format!("{alg} signature did not verify with {tried} candidate key(s)"),
             )
         };
-    };
+    }
 
-    let (_, claims) = verified.into_parts();
+    // The signature holds: from here on the claims are the issuer's.
     let skew = provider.clock_skew_seconds;
-    match claims.expiration {
-        Some(exp) if now > exp.timestamp().saturating_add(skew) => {
+    match times.exp {
+        Some(exp) if now > exp.saturating_add(skew) => {
             return fail(
                 Reason::TokenExpired,
-                format!("exp {} is before now {now} (skew {skew}s)", exp.timestamp()),
+                format!("exp {exp} is before now {now} (skew {skew}s)"),
             );
         }
         None if provider.require_exp => return fail(Reason::ClaimInvalid, "token has no exp"),
         _ => {}
     }
-    if let Some(nbf) = claims.not_before
-        && nbf.timestamp() > now.saturating_add(skew)
+    if let Some(nbf) = times.nbf
+        && nbf > now.saturating_add(skew)
     {
         return fail(
             Reason::TokenNotYetValid,
-            format!("nbf {} is after now {now} (skew {skew}s)", nbf.timestamp()),
+            format!("nbf {nbf} is after now {now} (skew {skew}s)"),
         );
     }
-    if let Some(iat) = claims.issued_at
-        && iat.timestamp() > now.saturating_add(skew)
+    if let Some(iat) = times.iat
+        && iat > now.saturating_add(skew)
     {
         return fail(
             Reason::TokenNotYetValid,
-            format!("iat {} is after now {now} (skew {skew}s)", iat.timestamp()),
+            format!("iat {iat} is after now {now} (skew {skew}s)"),
         );
     }
     if let Some(max) = provider.max_lifetime_seconds {
-        let (Some(iat), Some(exp)) = (claims.issued_at, claims.expiration) else {
+        let (Some(iat), Some(exp)) = (times.iat, times.exp) else {
             return fail(Reason::ClaimInvalid, "max_lifetime needs both iat and exp");
         };
-        let lifetime = exp.timestamp().saturating_sub(iat.timestamp());
+        let lifetime = exp.saturating_sub(iat);
         if lifetime > max {
             return fail(
                 Reason::ClaimInvalid,
                 format!("lifetime {lifetime}s exceeds max_lifetime_seconds {max}"),
             );
-        }
-    }
-    let mut custom = claims.custom;
-    // jwt-compact keeps the time claims apart; the principal has them all.
-    for (name, at) in [
-        ("exp", claims.expiration),
-        ("nbf", claims.not_before),
-        ("iat", claims.issued_at),
-    ] {
-        if let Some(at) = at {
-            custom.insert(name.to_owned(), Value::from(at.timestamp()));
         }
     }
     if let Err((reason, detail)) = check_claims(provider, &custom) {
@@ -455,29 +451,77 @@ fn check_provider(
         subject,
         scopes: scopes_from_claims(&custom),
         claims: custom,
+        allowed_by: Default::default(),
     })
 }
 
-/// Decodes the header and payload segments and checks neither repeats a
-/// member name (the shape check has already passed).
-fn segments_unambiguous(token: &str) -> bool {
+/// A base64url segment (no padding), decoded.
+fn decoded(segment: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    token.split('.').take(2).all(|seg| {
-        URL_SAFE_NO_PAD
-            .decode(seg)
-            .is_ok_and(|json| crate::json_guard::is_unambiguous(&json))
-    })
+    URL_SAFE_NO_PAD.decode(segment).ok()
+}
+
+/// The time claims, Unix seconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Times {
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+}
+
+/// Reads `exp`, `nbf` and `iat` as RFC 7519 NumericDates (a JSON number;
+/// a fraction is truncated; a value outside the years ±262,000 is refused)
+/// and writes them back as integers, as the principal carries them.
+fn numeric_dates(claims: &mut Obj) -> Result<Times, Failure> {
+    let mut times = Times::default();
+    for (name, slot) in [
+        ("exp", &mut times.exp),
+        ("nbf", &mut times.nbf),
+        ("iat", &mut times.iat),
+    ] {
+        let Some(value) = claims.get_mut(name) else {
+            continue;
+        };
+        let seconds = match &*value {
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_u64().and_then(|u| i64::try_from(u).ok()))
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|_| !n.is_u64())
+                        .map(|f| f as i64)
+                }),
+            _ => None,
+        }
+        .filter(|s| chrono::DateTime::from_timestamp(*s, 0).is_some());
+        let Some(seconds) = seconds else {
+            return fail(
+                Reason::Malformed,
+                format!("payload is not a JSON object of claims: {name} is not a NumericDate"),
+            );
+        };
+        *value = Value::from(seconds);
+        *slot = Some(seconds);
+    }
+    Ok(times)
 }
 
 /// A compact JWS is exactly three base64url segments without padding; a JWE
 /// (five segments), padding, or any other character is refused before parsing.
 fn check_compact_shape(token: &str) -> Result<(), Failure> {
     let mut dots = 0usize;
+    // An empty segment: the token starts with '.' or has "..".
+    let mut empty = false;
+    let mut after_dot = true;
     for b in token.bytes() {
-        match b {
-            b'.' => dots += 1,
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {}
+        match BASE64URL.get(usize::from(b)).copied().unwrap_or(0) {
+            1 => after_dot = false,
+            2 => {
+                empty |= after_dot;
+                after_dot = true;
+                dots += 1;
+            }
             _ => {
                 return fail(
                     Reason::Malformed,
@@ -492,42 +536,56 @@ fn check_compact_shape(token: &str) -> Result<(), Failure> {
             format!("token has {} segments, a JWS has 3", dots + 1),
         );
     }
-    if token.starts_with('.') || token.contains("..") {
+    // Only the header and payload must be non-empty; an empty signature is
+    // refused by the signature check.
+    if empty {
         return fail(Reason::Malformed, "token has an empty header or payload");
     }
     Ok(())
 }
 
-fn verify_with(
-    alg: Alg,
-    key: &KeyMaterial,
-    token: &UntrustedToken<'_, Obj>,
-) -> Result<Token<Obj, Obj>, ValidationError> {
+/// 1 for a base64url character, 2 for '.', 0 for anything else.
+// A constant evaluation: an index out of bounds would fail the build, not a request.
+#[allow(clippy::indexing_slicing)]
+static BASE64URL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => 1,
+            b'.' => 2,
+            _ => 0,
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Whether `signature` over `signed` verifies with `key` for `alg`, through
+/// each algorithm's jwt-compact implementation (signature length checked
+/// first, as jwt-compact's validator does).
+fn signature_ok(alg: Alg, key: &KeyMaterial, signature: &[u8], signed: &[u8]) -> bool {
+    fn check<A: Algorithm>(a: &A, key: &A::VerifyingKey, signature: &[u8], signed: &[u8]) -> bool {
+        if A::Signature::LENGTH.is_some_and(|n| n.get() != signature.len()) {
+            return false;
+        }
+        A::Signature::try_from_slice(signature).is_ok_and(|s| a.verify_signature(&s, key, signed))
+    }
     match (alg, key) {
-        (Alg::Rs256, KeyMaterial::Rsa(k)) => FastRsa::rs256().validator::<Obj>(k).validate(token),
-        (Alg::Rs384, KeyMaterial::Rsa(k)) => FastRsa::rs384().validator::<Obj>(k).validate(token),
-        (Alg::Rs512, KeyMaterial::Rsa(k)) => FastRsa::rs512().validator::<Obj>(k).validate(token),
-        (Alg::Ps256, KeyMaterial::Rsa(k)) => FastRsa::ps256().validator::<Obj>(k).validate(token),
-        (Alg::Ps384, KeyMaterial::Rsa(k)) => FastRsa::ps384().validator::<Obj>(k).validate(token),
-        (Alg::Ps512, KeyMaterial::Rsa(k)) => FastRsa::ps512().validator::<Obj>(k).validate(token),
-        (Alg::Es256, KeyMaterial::P256(k)) => FastEs256.validator::<Obj>(k).validate(token),
-        (Alg::Es384, KeyMaterial::P384(k)) => FastEs384.validator::<Obj>(k).validate(token),
-        (Alg::Es512, KeyMaterial::P521(k)) => FastEs512.validator::<Obj>(k).validate(token),
-        (Alg::EdDsa, KeyMaterial::Ed25519(k)) => Ed25519.validator::<Obj>(k).validate(token),
-        (Alg::Hs256, KeyMaterial::Hmac(s)) => Hs256
-            .validator::<Obj>(&Hs256Key::new(s.bytes()))
-            .validate(token),
-        (Alg::Hs384, KeyMaterial::Hmac(s)) => Hs384
-            .validator::<Obj>(&Hs384Key::new(s.bytes()))
-            .validate(token),
-        (Alg::Hs512, KeyMaterial::Hmac(s)) => Hs512
-            .validator::<Obj>(&Hs512Key::new(s.bytes()))
-            .validate(token),
+        (Alg::Rs256, KeyMaterial::Rsa(k)) => check(&FastRsa::rs256(), k, signature, signed),
+        (Alg::Rs384, KeyMaterial::Rsa(k)) => check(&FastRsa::rs384(), k, signature, signed),
+        (Alg::Rs512, KeyMaterial::Rsa(k)) => check(&FastRsa::rs512(), k, signature, signed),
+        (Alg::Ps256, KeyMaterial::Rsa(k)) => check(&FastRsa::ps256(), k, signature, signed),
+        (Alg::Ps384, KeyMaterial::Rsa(k)) => check(&FastRsa::ps384(), k, signature, signed),
+        (Alg::Ps512, KeyMaterial::Rsa(k)) => check(&FastRsa::ps512(), k, signature, signed),
+        (Alg::Es256, KeyMaterial::P256(k)) => check(&FastEs256, k, signature, signed),
+        (Alg::Es384, KeyMaterial::P384(k)) => check(&FastEs384, k, signature, signed),
+        (Alg::Es512, KeyMaterial::P521(k)) => check(&FastEs512, k, signature, signed),
+        (Alg::EdDsa, KeyMaterial::Ed25519(k)) => check(&Ed25519, k, signature, signed),
+        (Alg::Hs256 | Alg::Hs384 | Alg::Hs512, KeyMaterial::Hmac(s)) => s.verifies(alg, signed, signature),
         // Unreachable through `Key::algs`, which only holds algorithms of the
         // key's own family; refused rather than trusted.
-        _ => Err(ValidationError::AlgorithmMismatch {
-            expected: format!("{:?}", key.family()),
-            actual: alg.name().to_owned(),
-        }),
+        _ => false,
     }
 }

@@ -159,3 +159,43 @@ fn the_cache_is_bounded_and_refusals_are_not_cached() {
     decide(&p, &k, &t, NOW);
     assert!(k.cache.borrow().is_empty());
 }
+
+#[test]
+fn a_cached_principal_is_evaluated_again_per_rule_and_per_policy() {
+    // A hit skips the evaluation of a rule that already allowed the cached
+    // principal (`RuleMemo`); the memo must never carry an allow to another
+    // rule, or to a recompiled policy that reuses the cache.
+    let open = policy();
+    let k = WithCache::new(16);
+    let t = sign("RS256", Some("rsa-1"), &claims("svc-a:orders:read"));
+    for now in [NOW, NOW + 1, NOW + 2] {
+        assert!(allowed(&decide(&open, &k, &t, now)), "GET /orders at {now}");
+    }
+    assert_eq!(k.cache.borrow().stats(), (2, 1));
+    let post = |p: &Policy| {
+        let bearer = format!("Bearer {t}");
+        let headers = [("authorization", bearer.as_str())];
+        p.decide_with(
+            &Request {
+                method: "POST",
+                path: "/orders",
+                headers: &headers,
+                now_unix_seconds: NOW + 3,
+                ..Default::default()
+            },
+            &k,
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(post(&open).reason(), Reason::InsufficientScope, "another rule");
+    }
+    // Same rules, stricter scope on GET /orders: the same cache, a new policy.
+    let mut rules = default_rules();
+    rules[1]["require"] = json!({"all_of": ["svc-a:orders:read", "svc-a:orders:audit"]});
+    let strict = scopegate_core::compile_json(config(rules).to_string().as_bytes()).unwrap();
+    let d = decide(&strict, &k, &t, NOW + 4);
+    assert_eq!(d.reason(), Reason::InsufficientScope, "{d:?}");
+    assert!(k.cache.borrow().stats().0 >= 3, "served from the cache, evaluated anew");
+    // And the first policy still allows from its memo.
+    assert!(allowed(&decide(&open, &k, &t, NOW + 5)));
+}

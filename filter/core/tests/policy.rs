@@ -772,6 +772,7 @@ fn explain_can_decide_for_given_claims() {
         subject: Some("alice".into()),
         scopes: vec!["svc-a:orders:read".into()],
         claims,
+        allowed_by: Default::default(),
     };
     let r = Request {
         method: "GET",

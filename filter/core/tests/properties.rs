@@ -208,6 +208,11 @@ proptest! {
         ),
     ) {
         let raw = format!("/{}", parts.concat());
+        // The copy-free variant the request path uses gives the same answer.
+        prop_assert_eq!(
+            scopegate_core::routes::normalize_cow(&raw).map(|c| c.into_owned()),
+            normalize(&raw)
+        );
         if let Ok(p) = normalize(&raw) {
             prop_assert_eq!(normalize(&p), Ok(p.clone()));
             prop_assert!(p.starts_with('/'));
@@ -233,6 +238,7 @@ proptest! {
             subject: None,
             scopes: vec![granted.clone()],
             claims,
+            allowed_by: Default::default(),
         };
         let grants = GrantConfig::default().grants(&principal);
         let within = required.strip_prefix(&format!("{prefix}:")).is_some_and(|rest| !rest.is_empty());

@@ -286,6 +286,23 @@ fn time_claims_honour_the_skew() {
     let mut c = claims("a");
     c.insert("exp".into(), json!(u64::MAX));
     assert_eq!(reason(&sign("HS256", None, &c)), Reason::Malformed);
+    // Outside chrono's years (about ±262,000) or null: refused too.
+    for bad in [json!(1e15), json!(-1e15), json!(9_000_000_000_000_i64), Value::Null] {
+        let mut c = claims("a");
+        c.insert("exp".into(), bad.clone());
+        assert_eq!(reason(&sign("HS256", None, &c)), Reason::Malformed, "exp {bad}");
+    }
+    // A NumericDate may have a fraction (RFC 7519 §2): truncated, and the
+    // principal carries the integer.
+    let mut c = claims("a");
+    c.insert("exp".into(), json!((NOW + 100) as f64 + 0.75));
+    c.insert("nbf".into(), json!((NOW - 5) as f64 + 0.5));
+    let p = check(&sign("HS256", None, &c)).unwrap();
+    assert_eq!(p.claims["exp"], json!(NOW + 100));
+    assert_eq!(p.claims["nbf"], json!(NOW - 5));
+    assert_eq!(p.claims["iat"], json!(NOW - 10));
+    c.insert("exp".into(), json!((NOW - 61) as f64 + 0.9));
+    assert_eq!(reason(&sign("HS256", None, &c)), Reason::TokenExpired);
 }
 
 #[test]
