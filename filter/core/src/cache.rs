@@ -12,13 +12,15 @@
 //!   fetched JWKS replacing the old one invalidates every entry of that
 //!   provider).
 //!
-//! The map is indexed by a 64-bit SipHash of the token's length, its last 32
-//! bytes (the end of its signature) and the places; a hash shared by two
+//! The map is indexed by a 64-bit multiplicative hash of the token's length,
+//! its last 32 bytes (the end of its signature) and the places; a hash shared by two
 //! tokens is only a miss (the comparison decides, never the hash), so no
 //! token can be served another's principal, and a forged token that copies a
 //! cached token's tail only costs itself a verification. A SHA-256 of the
 //! token served as the key before: it cost a third of a hit in wasm32; then
-//! a SipHash of the whole token.
+//! a SipHash of the whole token. Tokens are the issuer's (only verified
+//! tokens are stored), so the index needs no keyed hash: a collision, even a
+//! contrived one, is a miss and a verification, never a wrong principal.
 //!
 //! The cache lives with one compiled policy (a new configuration starts an
 //! empty cache), is bounded (oldest entries go first), and stores only
@@ -26,7 +28,7 @@
 //! stick.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::principal::Principal;
@@ -140,19 +142,27 @@ impl TokenCache {
     }
 
     pub(crate) fn key<'a>(token: &'a str, sources: &'a [usize]) -> Key<'a> {
-        // SipHash with fixed keys of the token's length and last 32 bytes
+        // A multiplicative hash of the token's length, its last 32 bytes
         // (its signature's end, which differs between any two tokens an
         // issuer signs) and the places: only an index, see the module doc.
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        token.len().hash(&mut h);
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mix = |h: u64, w: u64| (h.rotate_left(23) ^ w).wrapping_mul(K);
         let bytes = token.as_bytes();
-        bytes
-            .get(bytes.len().saturating_sub(32)..)
-            .unwrap_or(bytes)
-            .hash(&mut h);
-        sources.hash(&mut h);
+        let tail = bytes.get(bytes.len().saturating_sub(32)..).unwrap_or(bytes);
+        let mut h = mix(0, token.len() as u64);
+        for w in tail.chunks(8) {
+            let mut word = [0u8; 8];
+            for (d, s) in word.iter_mut().zip(w) {
+                *d = *s;
+            }
+            h = mix(h, u64::from_le_bytes(word));
+        }
+        for s in sources {
+            h = mix(h, *s as u64);
+        }
+        let h = h ^ (h >> 29);
         Key {
-            hash: h.finish(),
+            hash: h,
             token,
             sources,
         }

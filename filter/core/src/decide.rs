@@ -129,8 +129,8 @@ pub struct Deny {
     pub provider: Option<String>,
 }
 
-impl Request<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
+impl<'a> Request<'a> {
+    fn header(&self, name: &str) -> Option<&'a str> {
         match name {
             ":method" => Some(self.method),
             ":path" => Some(self.path),
@@ -167,15 +167,16 @@ fn is_preflight(req: &Request<'_>) -> bool {
 }
 
 /// The token a request carries, and every source it was found at.
-struct Presented {
-    token: String,
+struct Presented<'r> {
+    /// Borrowed from the request unless decoded from a query string.
+    token: std::borrow::Cow<'r, str>,
     sources: Vec<usize>,
 }
 
 impl Policy {
     /// Looks at every configured token source. Several different tokens, or a
     /// location holding nothing usable, is a failure.
-    fn presented_token(&self, req: &Request<'_>) -> Result<Option<Presented>, Failure> {
+    fn presented_token<'r>(&self, req: &Request<'r>) -> Result<Option<Presented<'r>>, Failure> {
         let mut found: Option<Presented> = None;
         for (i, source) in self.sources.iter().enumerate() {
             match extract(source, |n| req.header(n)) {
@@ -649,7 +650,11 @@ impl Policy {
         let settled = self.settle(req, Some(rule), Err(deny.clone()), None, found_at, None);
         if f.reason == Reason::IntrospectionUnavailable
             && let Some(provider) = f.provider
-            && let Some(token) = self.presented_token(req).ok().flatten().map(|p| p.token)
+            && let Some(token) = self
+                .presented_token(req)
+                .ok()
+                .flatten()
+                .map(|p| p.token.into_owned())
         {
             return Decision::Pending(Pending {
                 provider,
@@ -687,8 +692,9 @@ impl Policy {
         found_at: &[usize],
         ignored_token: Option<Failure>,
     ) -> Allow {
-        let mut remove_headers = self.managed_headers.clone();
-        let mut set_headers = Vec::new();
+        let mut remove_headers = Vec::with_capacity(self.managed_headers.len() + 2);
+        remove_headers.extend_from_slice(&self.managed_headers);
+        let mut set_headers = Vec::with_capacity(4);
         let provider = principal
             .as_ref()
             .and_then(|p| self.providers.iter().find(|pr| pr.name == p.provider));
@@ -739,13 +745,14 @@ impl Policy {
                     set_headers.push((header.clone(), value));
                 }
             }
-            if let (Some(header), Some(payload)) = (
-                &provider.payload_header,
-                self.presented_token(req)
+            // The token is looked up again only when its payload is forwarded.
+            if let Some(header) = &provider.payload_header
+                && let Some(payload) = self
+                    .presented_token(req)
                     .ok()
                     .flatten()
-                    .and_then(|t| t.token.split('.').nth(1).map(str::to_owned)),
-            ) {
+                    .and_then(|t| t.token.split('.').nth(1).map(str::to_owned))
+            {
                 set_headers.push((header.clone(), payload));
             }
         }

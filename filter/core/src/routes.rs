@@ -125,21 +125,40 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
 /// or fragment aside): no escape, backslash or control character, and no
 /// empty, `.` or `..` segment. The common case on every request.
 pub fn normalize_cow(raw: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
-    let end = raw.find(['?', '#']).unwrap_or(raw.len());
-    let path = raw.get(..end).unwrap_or("");
-    let normal = path == "/"
-        || (path.starts_with('/')
-            && !path
-                .bytes()
-                .any(|b| b == b'%' || b == b'\\' || b.is_ascii_control())
-            && path
-                .get(1..)
-                .is_some_and(|rest| rest.split('/').all(|s| !matches!(s, "" | "." | ".."))));
-    if normal {
-        Ok(std::borrow::Cow::Borrowed(path))
-    } else {
-        normalize(raw).map(std::borrow::Cow::Owned)
+    match already_normal(raw.as_bytes()).and_then(|end| raw.get(..end)) {
+        Some(path) => Ok(std::borrow::Cow::Borrowed(path)),
+        None => normalize(raw).map(std::borrow::Cow::Owned),
     }
+}
+
+/// The length of `raw`'s path (before `?` or `#`) if it is already normal,
+/// in one pass over the bytes.
+fn already_normal(raw: &[u8]) -> Option<usize> {
+    let (&b'/', rest) = raw.split_first()? else {
+        return None;
+    };
+    // The current segment's length and how many of its bytes are dots: a
+    // segment that is empty, "." or ".." is not normal.
+    let (mut len, mut dots) = (0usize, 0usize);
+    let odd = |len: usize, dots: usize| len == 0 || (len == dots && dots <= 2);
+    for (i, &b) in rest.iter().enumerate() {
+        match b {
+            b'?' | b'#' => {
+                return (i == 0 || !odd(len, dots)).then_some(i + 1);
+            }
+            b'/' => {
+                if odd(len, dots) {
+                    return None;
+                }
+                (len, dots) = (0, 0);
+            }
+            b'%' | b'\\' => return None,
+            c if c.is_ascii_control() => return None,
+            b'.' => (len, dots) = (len + 1, dots + 1),
+            _ => len += 1,
+        }
+    }
+    (rest.is_empty() || !odd(len, dots)).then_some(raw.len())
 }
 
 /// The segments of a normalised path (`/` has none).

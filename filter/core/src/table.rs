@@ -133,7 +133,20 @@ impl RouteTable {
 
     /// Index of the first rule matching `facts`.
     pub(crate) fn lookup(&self, rules: &[Rule], facts: &RouteFacts<'_>) -> Option<usize> {
-        let mut candidates: Vec<u32> = self.everywhere.clone();
+        // The candidates go in a buffer kept between requests (a VM is one
+        // thread): a lookup allocates nothing once it has grown.
+        thread_local! {
+            static CANDIDATES: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        CANDIDATES.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut c) => self.lookup_in(&mut c, rules, facts),
+            Err(_) => self.lookup_in(&mut Vec::new(), rules, facts),
+        })
+    }
+
+    fn lookup_in(&self, candidates: &mut Vec<u32>, rules: &[Rule], facts: &RouteFacts<'_>) -> Option<usize> {
+        candidates.clear();
+        candidates.extend_from_slice(&self.everywhere);
         if let Some(list) = facts.route_name.and_then(|n| self.by_route_name.get(n)) {
             candidates.extend_from_slice(list);
         }
@@ -145,37 +158,37 @@ impl RouteTable {
                 candidates.extend(idx.rules.get(k));
             }
         }
-        let mut active: Vec<&Node> = vec![&self.root];
-        let mut next: Vec<&Node> = Vec::new();
         candidates.extend_from_slice(&self.root.prefix);
-        for seg in segments(facts.path) {
-            next.clear();
-            for node in &active {
-                candidates.extend_from_slice(&node.rest);
-                if let Some(child) = node.children.get(seg) {
-                    next.push(child);
-                }
-                if let Some(p) = &node.param {
-                    next.push(p);
-                }
-            }
-            for node in &next {
-                candidates.extend_from_slice(&node.prefix);
-            }
-            std::mem::swap(&mut active, &mut next);
-            if active.is_empty() {
-                break;
-            }
-        }
-        for node in &active {
-            candidates.extend_from_slice(&node.exact);
-        }
+        // `routes::segments`, cloneable.
+        self.root.visit(facts.path.split('/').filter(|s| !s.is_empty()), candidates);
         candidates.sort_unstable();
         candidates.dedup();
         candidates
-            .into_iter()
-            .filter_map(|i| usize::try_from(i).ok())
+            .iter()
+            .filter_map(|i| usize::try_from(*i).ok())
             .find(|&i| rules.get(i).is_some_and(|r| r.matches_besides_path(facts)))
+    }
+}
+
+impl Node {
+    /// Files the rules of this node and below that match the remaining
+    /// segments `segs`. Recurses only into existing child and parameter
+    /// nodes: the depth is bounded by the deepest configured route, not by
+    /// the request's path.
+    fn visit<'p>(&self, mut segs: impl Iterator<Item = &'p str> + Clone, out: &mut Vec<u32>) {
+        let Some(seg) = segs.next() else {
+            out.extend_from_slice(&self.exact);
+            return;
+        };
+        out.extend_from_slice(&self.rest);
+        if let Some(child) = self.children.get(seg) {
+            out.extend_from_slice(&child.prefix);
+            child.visit(segs.clone(), out);
+        }
+        if let Some(p) = &self.param {
+            out.extend_from_slice(&p.prefix);
+            p.visit(segs, out);
+        }
     }
 }
 

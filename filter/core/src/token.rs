@@ -39,15 +39,16 @@ impl TokenSource {
 
 /// What one source yielded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Found {
+pub enum Found<'a> {
     Absent,
     /// The location is there but holds nothing usable (`Bearer` alone).
     Empty,
-    Token(String),
+    /// Borrowed from the header or cookie; decoded from a query string.
+    Token(std::borrow::Cow<'a, str>),
 }
 
 /// Looks for a token at `source`, given a header lookup.
-pub fn extract<'a>(source: &TokenSource, header: impl Fn(&str) -> Option<&'a str>) -> Found {
+pub fn extract<'a>(source: &TokenSource, header: impl Fn(&str) -> Option<&'a str>) -> Found<'a> {
     match source {
         TokenSource::Header { name, prefix } => {
             let Some(value) = header(name) else {
@@ -89,7 +90,13 @@ pub fn extract<'a>(source: &TokenSource, header: impl Fn(&str) -> Option<&'a str
             {
                 None => Found::Absent,
                 // Undecodable: treat as a present but unusable token.
-                Some((_, v)) => percent_decode(v).map_or(Found::Empty, |v| non_empty(&v)),
+                Some((_, v)) => percent_decode(v).map_or(Found::Empty, |v| {
+                    if v.is_empty() {
+                        Found::Empty
+                    } else {
+                        Found::Token(std::borrow::Cow::Owned(v))
+                    }
+                }),
             }
         }
         TokenSource::Cookie(name) => {
@@ -107,11 +114,11 @@ pub fn extract<'a>(source: &TokenSource, header: impl Fn(&str) -> Option<&'a str
     }
 }
 
-fn non_empty(s: &str) -> Found {
+fn non_empty(s: &str) -> Found<'_> {
     if s.is_empty() {
         Found::Empty
     } else {
-        Found::Token(s.to_owned())
+        Found::Token(std::borrow::Cow::Borrowed(s))
     }
 }
 
@@ -178,7 +185,7 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    fn from_header(value: Option<&str>) -> Found {
+    fn from_header(value: Option<&str>) -> Found<'_> {
         extract(&TokenSource::authorization_bearer(), |n| {
             if n == "authorization" { value } else { None }
         })
@@ -186,7 +193,7 @@ mod tests {
 
     #[test]
     fn bearer_scheme_is_case_insensitive_and_other_schemes_are_absent() {
-        let t = |s: &str| Found::Token(s.to_owned());
+        let t = |s: &str| Found::Token(s.to_owned().into());
         assert_eq!(from_header(None), Found::Absent);
         assert_eq!(from_header(Some("Bearer abc")), t("abc"));
         assert_eq!(from_header(Some("bearer  abc ")), t("abc"));
