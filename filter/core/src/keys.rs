@@ -9,9 +9,7 @@ use core::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwt_compact::alg::RsaPublicKey;
 use jwt_compact::jwk::JsonWebKey;
-use rsa::traits::PublicKeyParts;
 use serde_json::Value;
 
 use crate::ec_fast::EcKey;
@@ -380,13 +378,21 @@ pub fn key_from_jwk(jwk: &Value) -> Result<Key, KeyError> {
             let parsed: JsonWebKey<'_> = serde_json::from_value(jwk.clone())
                 .map_err(|e| KeyError::Invalid(e.to_string()))?;
             if kty == "RSA" {
-                let key = RsaPublicKey::try_from(&parsed)
+                let JsonWebKey::Rsa {
+                    modulus,
+                    public_exponent,
+                    ..
+                } = &parsed
+                else {
+                    return Err(KeyError::Invalid("not an RSA key".into()));
+                };
+                let key = crate::rsa_fast::RsaVerifier::from_components(modulus, public_exponent)
                     .map_err(|e| KeyError::Invalid(e.to_string()))?;
                 let bits = key.size() * 8;
                 if bits < MIN_RSA_BITS {
                     return Err(KeyError::RsaTooShort(bits));
                 }
-                KeyMaterial::Rsa(crate::rsa_fast::RsaVerifier::new(key))
+                KeyMaterial::Rsa(key)
             } else {
                 KeyMaterial::Ed25519(
                     ed25519_dalek::VerifyingKey::try_from(&parsed)
@@ -466,12 +472,12 @@ pub fn key_from_pem(kid: Option<String>, pem: &str, alg: Option<&str>) -> Result
     if pem.contains("PRIVATE KEY") {
         return Err(private_key_refused());
     }
-    let material = if let Ok(k) = rsa::RsaPublicKey::from_public_key_pem(pem) {
+    let material = if let Ok(RsaSpki(k)) = RsaSpki::from_public_key_pem(pem) {
         let bits = k.size() * 8;
         if bits < MIN_RSA_BITS {
             return Err(KeyError::RsaTooShort(bits));
         }
-        KeyMaterial::Rsa(crate::rsa_fast::RsaVerifier::new(k))
+        KeyMaterial::Rsa(k)
     } else if let Ok(k) = p256::PublicKey::from_public_key_pem(pem) {
         KeyMaterial::P256(EcKey::new(&k))
     } else if let Ok(k) = p384::PublicKey::from_public_key_pem(pem) {
@@ -491,6 +497,38 @@ pub fn key_from_pem(kid: Option<String>, pem: &str, alg: Option<&str>) -> Result
         ));
     };
     bind(kid, material, alg)
+}
+
+/// An RSA key from a SubjectPublicKeyInfo, decoded as the `rsa` 0.9.10 crate
+/// decodes one (`DecodePublicKey`): algorithm rsaEncryption with NULL
+/// parameters, a PKCS#1 `RSAPublicKey`, then its checks of n and e.
+struct RsaSpki(crate::rsa_fast::RsaVerifier);
+
+/// rsaEncryption (RFC 8017 A.1).
+const RSA_ENCRYPTION: spki::ObjectIdentifier =
+    spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+impl TryFrom<spki::SubjectPublicKeyInfoRef<'_>> for RsaSpki {
+    type Error = spki::Error;
+
+    fn try_from(spki: spki::SubjectPublicKeyInfoRef<'_>) -> Result<Self, Self::Error> {
+        spki.algorithm.assert_algorithm_oid(RSA_ENCRYPTION)?;
+        if spki.algorithm.parameters_any()? != pkcs1::der::asn1::Null.into() {
+            return Err(spki::Error::KeyMalformed);
+        }
+        let key = pkcs1::RsaPublicKey::try_from(
+            spki.subject_public_key
+                .as_bytes()
+                .ok_or(spki::Error::KeyMalformed)?,
+        )
+        .map_err(|_| spki::Error::KeyMalformed)?;
+        crate::rsa_fast::RsaVerifier::from_components(
+            key.modulus.as_bytes(),
+            key.public_exponent.as_bytes(),
+        )
+        .map(RsaSpki)
+        .map_err(|_| spki::Error::KeyMalformed)
+    }
 }
 
 /// An HMAC key from a base64 secret (standard or URL-safe alphabet, padding optional).

@@ -29,17 +29,16 @@
 //! for a modulus of 8k+1 bits it ignores the leading octet of the block, which
 //! RFC 8017 §8.1.2 step 2c (I2OSP into emLen octets) requires to be zero.
 //!
-//! A modulus longer than 4096 bits (which the `rsa` crate's key parser already
-//! refuses), one not odd, or an exponent wider than 64 bits would fall back to `rsa`'s own big integers for the
-//! exponentiation, with the same padding checks.
+//! Keys are checked at load exactly as the `rsa` 0.9.10 crate checks them (it
+//! is no longer linked into scopegate.wasm; the tests verify against it):
+//! at most 4096 bits, an odd modulus, an odd exponent with 2 <= e < 2^33 and
+//! e < n, so every key has a fixed-width Montgomery engine.
 
 use std::borrow::Cow;
 
 use crypto_bigint::modular::montgomery_reduction;
 use crypto_bigint::{Limb, U2048, U3072, U4096, Uint};
 use jwt_compact::{Algorithm, AlgorithmSignature};
-use rsa::RsaPublicKey;
-use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use crate::ecdsa_ext::VerifyOnly;
@@ -100,8 +99,8 @@ pub enum RsaPadding {
 ///
 /// crypto-bigint's own `DynResidueParams::new` computes R mod n, R^2 mod n and
 /// R^3 mod n by bit-serial division: in wasm32 ~40 M instructions per key,
-/// more than a hundred verifications. R^2 mod n comes from the `rsa` crate's
-/// big integers here (a word-wise long division, once per key).
+/// more than a hundred verifications. Here R^2 mod n is a word-wise long
+/// division ([`pow2_mod`], ~100 k instructions).
 #[derive(Clone)]
 struct Mont<const L: usize> {
     n: Uint<L>,
@@ -114,25 +113,25 @@ struct Mont<const L: usize> {
 impl<const L: usize> Mont<L> {
     const BYTES: usize = L * Limb::BYTES;
 
-    /// `None` unless `n` fits the width and is odd (n > 1): the preconditions
-    /// of Montgomery reduction (gcd(n, R) = 1, n < R).
-    fn new(n: &rsa::BigUint) -> Option<Self> {
-        let n_be = n.to_bytes_be();
-        if n_be.last().is_none_or(|b| b & 1 == 0) || n.bits() < 2 {
+    /// `None` unless `n` (big-endian, no leading zero octet) fits the width
+    /// and is odd (n > 1): the preconditions of Montgomery reduction
+    /// (gcd(n, R) = 1, n < R).
+    fn new(n_be: &[u8], mod_bits: usize) -> Option<Self> {
+        if n_be.last().is_none_or(|b| b & 1 == 0) || mod_bits < 2 {
             return None;
         }
-        let n_uint = uint_from_be::<L>(&n_be)?;
-        let r2 = (rsa::BigUint::from(1u8) << (2 * Self::BYTES * 8)) % n;
-        let r2 = uint_from_be::<L>(&r2.to_bytes_be())?;
+        let n = uint_from_be::<L>(n_be)?;
         // n is odd, so its low limb has an inverse modulo 2^(limb bits).
-        let low = Uint::<1>::from_words([n_uint.as_words().first().copied()?]);
+        let low = Uint::<1>::from_words([n.as_words().first().copied()?]);
         let inv = low
             .inv_mod2k_vartime(Limb::BITS)
             .as_words()
             .first()
             .copied()?;
+        // R^2 mod n = 2^(2w) mod n, by word-wise long division (once per key).
+        let r2 = uint_from_be::<L>(&pow2_mod(2 * Self::BYTES * 8, n_be)?)?;
         Some(Mont {
-            n: n_uint,
+            n,
             r2,
             n_neg_inv: Limb(inv.wrapping_neg()),
         })
@@ -169,6 +168,100 @@ impl<const L: usize> Mont<L> {
     }
 }
 
+/// `2^exp mod n` for `n` > 0 (big-endian octets), as big-endian octets of
+/// n's length: the remainder of Knuth's long division (TAOCP vol. 2, 4.3.1,
+/// algorithm D) in 32-bit words. A 4096-bit R^2 mod n takes ~100 k
+/// instructions in wasm32, where Montgomery doublings and squarings took
+/// ~1.2 M and crypto-bigint's bit-serial `rem` tens of millions. `None` only
+/// on an internal inconsistency (never for n > 0).
+fn pow2_mod(exp: usize, n_be: &[u8]) -> Option<Vec<u8>> {
+    const B: u64 = 1 << 32;
+    // The divisor as little-endian 32-bit words, without leading zero words.
+    let mut v: Vec<u32> = n_be
+        .rchunks(4)
+        .map(|c| c.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)))
+        .collect();
+    while v.last() == Some(&0) {
+        v.pop();
+    }
+    let k = v.len();
+    // D1: normalize, the divisor's top bit set (the dividend shifted alike).
+    let shift = v.last()?.leading_zeros();
+    if shift > 0 {
+        let mut carry = 0u32;
+        for w in &mut v {
+            let next = (*w << shift) | carry;
+            carry = *w >> (32 - shift);
+            *w = next;
+        }
+    }
+    // The dividend 2^(exp + shift), with a spare zero word on top.
+    let e = exp + shift as usize;
+    let len = (e / 32 + 2).max(k + 1);
+    let mut u = vec![0u32; len];
+    *u.get_mut(e / 32)? = 1 << (e % 32);
+    let v1 = u64::from(*v.last()?);
+    let v2 = if k >= 2 { u64::from(*v.get(k - 2)?) } else { 0 };
+    // D2-D7: one quotient word per position j, from the top.
+    for j in (0..len - k).rev() {
+        let top = (u64::from(*u.get(j + k)?) << 32) | u64::from(*u.get(j + k - 1)?);
+        let mut qhat = top / v1;
+        let mut rhat = top % v1;
+        let u2 = if k >= 2 {
+            u64::from(*u.get(j + k - 2)?)
+        } else {
+            0
+        };
+        // D3: at most two corrections make qhat the quotient word or one above.
+        while qhat >= B || qhat * v2 > ((rhat << 32) | u2) {
+            qhat -= 1;
+            rhat += v1;
+            if rhat >= B {
+                break;
+            }
+        }
+        // D4: u[j..=j+k] -= qhat * v.
+        let window = u.get_mut(j..=j + k)?;
+        let (low, high) = window.split_at_mut(k);
+        let mut borrow = 0i64;
+        let mut carry = 0u64;
+        for (ui, vi) in low.iter_mut().zip(&v) {
+            let p = qhat * u64::from(*vi) + carry;
+            carry = p >> 32;
+            let t = i64::from(*ui) - borrow - (p & 0xffff_ffff) as i64;
+            *ui = t as u32;
+            borrow = i64::from(t < 0);
+        }
+        let last = high.first_mut()?;
+        let t = i64::from(*last) - borrow - carry as i64;
+        *last = t as u32;
+        // D6: qhat was one too large: add v back.
+        if t < 0 {
+            let mut c = 0u64;
+            for (ui, vi) in low.iter_mut().zip(&v) {
+                let s = u64::from(*ui) + u64::from(*vi) + c;
+                *ui = s as u32;
+                c = s >> 32;
+            }
+            *last = last.wrapping_add(c as u32);
+        }
+    }
+    // D8: the remainder is u[..k] shifted back.
+    let rem = u.get(..=k)?;
+    let mut out = Vec::with_capacity(k * 4);
+    for i in (0..k).rev() {
+        let lo = *rem.get(i)?;
+        let hi = *rem.get(i + 1)?;
+        let w = if shift == 0 {
+            lo
+        } else {
+            (lo >> shift) | (hi << (32 - shift))
+        };
+        out.extend_from_slice(&w.to_be_bytes());
+    }
+    Some(out)
+}
+
 /// A `Uint<L>` from big-endian octets of at most its width.
 fn uint_from_be<const L: usize>(be: &[u8]) -> Option<Uint<L>> {
     let width = L * Limb::BYTES;
@@ -184,16 +277,51 @@ enum Engine {
     W2048(Box<Mont<L2048>>),
     W3072(Box<Mont<L3072>>),
     W4096(Box<Mont<L4096>>),
-    /// Not representable in the fixed widths: `rsa`'s big integers.
-    Generic,
 }
 
-/// An RSA public key prepared for verification: the `rsa` crate's key (as
-/// parsed and checked by it: odd modulus, 3 <= e < 2^33 odd, at most 4096
+/// Why an RSA public key (modulus and exponent) is refused at load. The
+/// messages are the `rsa` 0.9.10 crate's, which checked keys before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RsaKeyError {
+    /// More than 4096 bits.
+    ModulusTooLarge,
+    /// Even, or not above the exponent.
+    InvalidModulus,
+    /// Even exponent.
+    InvalidExponent,
+    /// Below 2.
+    PublicExponentTooSmall,
+    /// 2^33 or more.
+    PublicExponentTooLarge,
+}
+
+impl core::fmt::Display for RsaKeyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            RsaKeyError::ModulusTooLarge => "modulus too large",
+            RsaKeyError::InvalidModulus => "invalid modulus",
+            RsaKeyError::InvalidExponent => "invalid exponent",
+            RsaKeyError::PublicExponentTooSmall => "public exponent too small",
+            RsaKeyError::PublicExponentTooLarge => "public exponent too large",
+        })
+    }
+}
+
+impl std::error::Error for RsaKeyError {}
+
+/// The widest modulus accepted (the `rsa` crate's `RsaPublicKey::MAX_SIZE`).
+pub const MAX_MODULUS_BITS: usize = 4096;
+/// The exponent bounds (the `rsa` crate's `MIN_PUB_EXPONENT`/`MAX_PUB_EXPONENT`).
+const MIN_EXPONENT: u64 = 2;
+const MAX_EXPONENT: u64 = (1 << 33) - 1;
+
+/// An RSA public key prepared for verification: its modulus and exponent
+/// (checked at load: odd modulus, 2 <= e < 2^33 odd, e < n, at most 4096
 /// bits) plus the Montgomery parameters of its modulus.
 #[derive(Clone)]
 pub struct RsaVerifier {
-    key: RsaPublicKey,
+    /// The modulus, big-endian, without leading zero octets.
+    n: Vec<u8>,
     engine: Engine,
     /// The public exponent.
     e: u64,
@@ -209,7 +337,6 @@ impl core::fmt::Debug for RsaVerifier {
             Engine::W2048(_) => "montgomery-2048",
             Engine::W3072(_) => "montgomery-3072",
             Engine::W4096(_) => "montgomery-4096",
-            Engine::Generic => "generic",
         };
         write!(
             f,
@@ -219,41 +346,71 @@ impl core::fmt::Debug for RsaVerifier {
     }
 }
 
+/// Big-endian octets without their leading zeros.
+fn strip_zeros(be: &[u8]) -> &[u8] {
+    let first = be.iter().position(|b| *b != 0).unwrap_or(be.len());
+    be.get(first..).unwrap_or_default()
+}
+
 impl RsaVerifier {
-    /// Prepares `key`: the Montgomery parameters of its modulus are computed here, once.
-    pub fn new(key: RsaPublicKey) -> RsaVerifier {
-        let k = key.size();
-        let mod_bits = key.n().bits();
-        // The rsa crate bounds e below 2^33; anything wider goes the generic way.
-        let e_be = key.e().to_bytes_be();
-        let e = (e_be.len() <= 8)
-            .then(|| e_be.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
-            .filter(|e| *e > 1 && e % 2 == 1);
-        let engine = match (e, k) {
-            (None, _) => Engine::Generic,
-            (Some(_), k) if k <= Mont::<L2048>::BYTES => {
-                Mont::new(key.n()).map_or(Engine::Generic, |m| Engine::W2048(Box::new(m)))
-            }
-            (Some(_), k) if k <= Mont::<L3072>::BYTES => {
-                Mont::new(key.n()).map_or(Engine::Generic, |m| Engine::W3072(Box::new(m)))
-            }
-            (Some(_), k) if k <= Mont::<L4096>::BYTES => {
-                Mont::new(key.n()).map_or(Engine::Generic, |m| Engine::W4096(Box::new(m)))
-            }
-            _ => Engine::Generic,
-        };
-        RsaVerifier {
-            key,
+    /// Checks the modulus `n` and exponent `e` (big-endian octets, leading
+    /// zeros allowed) as the `rsa` crate did, in its order, and computes the
+    /// Montgomery parameters of the modulus, once.
+    pub fn from_components(n: &[u8], e: &[u8]) -> Result<RsaVerifier, RsaKeyError> {
+        let n = strip_zeros(n);
+        let e = strip_zeros(e);
+        let mod_bits = n
+            .first()
+            .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
+        if mod_bits > MAX_MODULUS_BITS {
+            return Err(RsaKeyError::ModulusTooLarge);
+        }
+        if e.len() > 8 {
+            return Err(RsaKeyError::PublicExponentTooLarge);
+        }
+        let e_val = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        // e >= n: n has more octets than e, or as many and is not above it.
+        let e_not_below_n = e.len() > n.len() || (e.len() == n.len() && e >= n);
+        if e_not_below_n || n.last().is_none_or(|b| b & 1 == 0) {
+            return Err(RsaKeyError::InvalidModulus);
+        }
+        if e_val % 2 == 0 {
+            return Err(RsaKeyError::InvalidExponent);
+        }
+        if e_val < MIN_EXPONENT {
+            return Err(RsaKeyError::PublicExponentTooSmall);
+        }
+        if e_val > MAX_EXPONENT {
+            return Err(RsaKeyError::PublicExponentTooLarge);
+        }
+        let k = n.len();
+        // n odd and above e >= 3: n > 3, so every width's preconditions hold
+        // and `Mont::new` cannot fail for n up to 4096 bits.
+        let engine = if k <= Mont::<L2048>::BYTES {
+            Mont::new(n, mod_bits).map(|m| Engine::W2048(Box::new(m)))
+        } else if k <= Mont::<L3072>::BYTES {
+            Mont::new(n, mod_bits).map(|m| Engine::W3072(Box::new(m)))
+        } else {
+            Mont::new(n, mod_bits).map(|m| Engine::W4096(Box::new(m)))
+        }
+        .ok_or(RsaKeyError::InvalidModulus)?;
+        Ok(RsaVerifier {
+            n: n.to_vec(),
             engine,
-            e: e.unwrap_or(0),
+            e: e_val,
             k,
             mod_bits,
-        }
+        })
     }
 
-    /// The `rsa` crate's key this verifier was prepared from.
-    pub fn public_key(&self) -> &RsaPublicKey {
-        &self.key
+    /// The modulus, big-endian, without leading zero octets.
+    pub fn modulus(&self) -> &[u8] {
+        &self.n
+    }
+
+    /// The public exponent.
+    pub fn exponent(&self) -> u64 {
+        self.e
     }
 
     /// Modulus length in octets.
@@ -261,10 +418,16 @@ impl RsaVerifier {
         self.k
     }
 
-    /// Whether verification uses the precomputed Montgomery parameters (true
-    /// for every key the `rsa` crate accepts).
+    /// Modulus length in bits.
+    pub fn bits(&self) -> usize {
+        self.mod_bits
+    }
+
+    /// Whether verification uses precomputed Montgomery parameters: always,
+    /// since every key accepted fits one of the fixed widths (kept for the
+    /// tests that assert it).
     pub fn is_precomputed(&self) -> bool {
-        !matches!(self.engine, Engine::Generic)
+        true
     }
 
     /// RSAVP1 (RFC 8017 §5.2.2) and I2OSP into k octets: `None` if the
@@ -277,13 +440,6 @@ impl RsaVerifier {
             Engine::W2048(m) => m.pow(sig, self.e)?,
             Engine::W3072(m) => m.pow(sig, self.e)?,
             Engine::W4096(m) => m.pow(sig, self.e)?,
-            Engine::Generic => {
-                let s = rsa::BigUint::from_bytes_be(sig);
-                if &s >= self.key.n() {
-                    return None;
-                }
-                s.modpow(self.key.e(), self.key.n()).to_bytes_be()
-            }
         };
         // The result is below n < 256^k: at most k significant octets.
         let lead = full.len().checked_sub(self.k);
@@ -499,14 +655,20 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
+    fn verifier(public: &rsa::RsaPublicKey) -> RsaVerifier {
+        use rsa::traits::PublicKeyParts;
+        RsaVerifier::from_components(&public.n().to_bytes_be(), &public.e().to_bytes_be()).unwrap()
+    }
+
     #[test]
-    fn the_generic_fallback_agrees_with_the_montgomery_path() {
+    fn the_montgomery_path_agrees_with_the_rsa_crates_big_integers() {
+        use rsa::traits::PublicKeyParts;
         let private = &scopegate_testkit::keys().rsa;
-        let fast = RsaVerifier::new(private.to_public_key());
+        let public = private.to_public_key();
+        let fast = verifier(&public);
         assert!(fast.is_precomputed());
-        let mut generic = fast.clone();
-        generic.engine = Engine::Generic;
-        assert!(!generic.is_precomputed());
+        assert_eq!(fast.modulus(), &public.n().to_bytes_be()[..]);
+        assert_eq!(fast.bits(), public.n().bits());
         let msg = b"header.payload";
         let digest = Sha256::digest(msg);
         let pkcs = private
@@ -519,26 +681,181 @@ mod tests {
                 &digest,
             )
             .unwrap();
-        for v in [&fast, &generic] {
-            assert!(v.verify(RsaPadding::Pkcs1v15, RsaHash::Sha256, msg, &pkcs));
-            assert!(v.verify(RsaPadding::Pss, RsaHash::Sha256, msg, &pss));
-            assert!(!v.verify(RsaPadding::Pss, RsaHash::Sha256, msg, &pkcs));
-            assert!(!v.verify(RsaPadding::Pkcs1v15, RsaHash::Sha384, msg, &pkcs));
-            // n itself and a short signature are refused before any arithmetic.
-            let n = v.public_key().n().to_bytes_be();
-            assert!(!v.verify(RsaPadding::Pkcs1v15, RsaHash::Sha256, msg, &n));
-            assert!(!v.verify(RsaPadding::Pkcs1v15, RsaHash::Sha256, msg, &pkcs[1..]));
-        }
-        // Both paths give the same block for arbitrary values below n.
+        assert!(fast.verify(RsaPadding::Pkcs1v15, RsaHash::Sha256, msg, &pkcs));
+        assert!(fast.verify(RsaPadding::Pss, RsaHash::Sha256, msg, &pss));
+        assert!(!fast.verify(RsaPadding::Pss, RsaHash::Sha256, msg, &pkcs));
+        assert!(!fast.verify(RsaPadding::Pkcs1v15, RsaHash::Sha384, msg, &pkcs));
+        // n itself and a short signature are refused before any arithmetic.
+        let n = public.n().to_bytes_be();
+        assert!(!fast.verify(RsaPadding::Pkcs1v15, RsaHash::Sha256, msg, &n));
+        assert!(!fast.verify(RsaPadding::Pkcs1v15, RsaHash::Sha256, msg, &pkcs[1..]));
+        // The same block as the rsa crate's modpow for arbitrary values below n.
         for seed in 0u8..8 {
-            let s: Vec<u8> = (0..256)
+            let mut s: Vec<u8> = (0..256)
                 .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
                 .collect();
-            let s = &s[..];
-            let mut s = s.to_vec();
             s[0] &= 0x7f;
-            assert_eq!(fast.public_op(&s), generic.public_op(&s), "seed {seed}");
-            assert!(fast.public_op(&s).is_some());
+            let reference = rsa::BigUint::from_bytes_be(&s).modpow(public.e(), public.n());
+            let mut expected = vec![0u8; 256 - reference.to_bytes_be().len()];
+            expected.extend_from_slice(&reference.to_bytes_be());
+            assert_eq!(fast.public_op(&s), Some(expected), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn r_squared_mod_n_is_the_rsa_crates_for_every_width() {
+        use rsa::traits::PublicKeyParts;
+        // Moduli of 2048 bits (n itself), 2049..3072 and 3073..4096 bits:
+        // odd numbers with the top bit set, built from the test key's modulus.
+        let base = scopegate_testkit::keys().rsa.to_public_key().n().clone();
+        for bits in [2048usize, 2049, 2500, 3072, 3073, 4000, 4096] {
+            let extra = bits - 2048;
+            let n = if extra == 0 {
+                base.clone()
+            } else {
+                (rsa::BigUint::from(1u8) << (bits - 1))
+                    | (base.clone() >> 1)
+                    | rsa::BigUint::from(1u8)
+            };
+            assert_eq!(n.bits(), bits);
+            let v = RsaVerifier::from_components(&n.to_bytes_be(), &[1, 0, 1]).unwrap();
+            let width = if bits <= 2048 {
+                2048
+            } else if bits <= 3072 {
+                3072
+            } else {
+                4096
+            };
+            let expected = (rsa::BigUint::from(1u8) << (2 * width)) % &n;
+            let r2 = match &v.engine {
+                Engine::W2048(m) => {
+                    m.r2.to_words()
+                        .iter()
+                        .rev()
+                        .flat_map(|w| w.to_be_bytes())
+                        .collect::<Vec<u8>>()
+                }
+                Engine::W3072(m) => {
+                    m.r2.to_words()
+                        .iter()
+                        .rev()
+                        .flat_map(|w| w.to_be_bytes())
+                        .collect()
+                }
+                Engine::W4096(m) => {
+                    m.r2.to_words()
+                        .iter()
+                        .rev()
+                        .flat_map(|w| w.to_be_bytes())
+                        .collect()
+                }
+            };
+            assert_eq!(rsa::BigUint::from_bytes_be(&r2), expected, "{bits} bits");
+        }
+    }
+
+    #[test]
+    fn long_division_remainders_are_the_rsa_crates() {
+        // Divisors of 1 to 20 octets (one word, normalized or not, several
+        // words), exponents below, at and far above the divisor's size.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 1..=20usize {
+            for _ in 0..6 {
+                let n: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                let n_big = rsa::BigUint::from_bytes_be(&n);
+                if n_big == rsa::BigUint::from(0u8) {
+                    continue;
+                }
+                for exp in [
+                    0usize,
+                    1,
+                    7,
+                    31,
+                    32,
+                    33,
+                    64,
+                    100,
+                    8 * len,
+                    8 * len + 1,
+                    300,
+                    1000,
+                ] {
+                    let ours = pow2_mod(exp, &n).unwrap();
+                    let theirs = (rsa::BigUint::from(1u8) << exp) % &n_big;
+                    assert_eq!(
+                        rsa::BigUint::from_bytes_be(&ours),
+                        theirs,
+                        "2^{exp} mod {n:02x?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keys_are_checked_as_the_rsa_crate_checks_them() {
+        use rsa::traits::PublicKeyParts;
+        let n = scopegate_testkit::keys()
+            .rsa
+            .to_public_key()
+            .n()
+            .to_bytes_be();
+        let cases: Vec<(Vec<u8>, Vec<u8>, Option<RsaKeyError>)> = vec![
+            (n.clone(), vec![1, 0, 1], None),
+            // Leading zeros are not part of the value.
+            ([&[0u8, 0][..], &n].concat(), vec![0, 1, 0, 1], None),
+            (n.clone(), vec![3], None),
+            (n.clone(), vec![1, 0xff, 0xff, 0xff, 0xff], None),
+            (
+                n.clone(),
+                vec![2, 0, 0, 0, 1],
+                Some(RsaKeyError::PublicExponentTooLarge),
+            ),
+            (
+                n.clone(),
+                vec![1; 9],
+                Some(RsaKeyError::PublicExponentTooLarge),
+            ),
+            (n.clone(), vec![1, 0, 0], Some(RsaKeyError::InvalidExponent)),
+            (
+                n.clone(),
+                vec![1],
+                Some(RsaKeyError::PublicExponentTooSmall),
+            ),
+            (n.clone(), vec![], Some(RsaKeyError::InvalidExponent)),
+            (
+                [&n[..255], &[n[255] & 0xfe][..]].concat(),
+                vec![1, 0, 1],
+                Some(RsaKeyError::InvalidModulus),
+            ),
+            (
+                vec![0xff; 513],
+                vec![1, 0, 1],
+                Some(RsaKeyError::ModulusTooLarge),
+            ),
+            (vec![0xff; 512], vec![1, 0, 1], None),
+            (vec![5], vec![7], Some(RsaKeyError::InvalidModulus)),
+            (vec![], vec![1, 0, 1], Some(RsaKeyError::InvalidModulus)),
+        ];
+        for (n, e, want) in cases {
+            let ours = RsaVerifier::from_components(&n, &e).err();
+            let theirs = rsa::RsaPublicKey::new(
+                rsa::BigUint::from_bytes_be(&n),
+                rsa::BigUint::from_bytes_be(&e),
+            );
+            assert_eq!(ours, want, "n {} octets, e {e:?}", n.len());
+            match (ours, theirs) {
+                (None, Ok(_)) => {}
+                (Some(ours), Err(theirs)) => assert_eq!(ours.to_string(), theirs.to_string()),
+                (ours, theirs) => panic!("ours {ours:?}, rsa {theirs:?}"),
+            }
         }
     }
 
