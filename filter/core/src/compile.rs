@@ -205,14 +205,23 @@ pub fn compile_json(bytes: &[u8]) -> Result<Policy, Vec<ConfigError>> {
             problem: Problem::Json("the configuration must be a JSON object".into()),
         }]);
     }
+    // Parsed without path tracking first (serde_path_to_error's wrappers cost
+    // more than the parse itself); only a config that fails is parsed again,
+    // tracked, for the error's JSON path. Same outcome, same messages.
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let config: Config = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        vec![ConfigError {
-            path: if path.is_empty() { ".".into() } else { path },
-            problem: Problem::Json(e.into_inner().to_string()),
-        }]
-    })?;
+    let config: Config = match serde::Deserialize::deserialize(&mut de) {
+        Ok(config) => config,
+        Err(_) => {
+            de = serde_json::Deserializer::from_slice(bytes);
+            serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let path = e.path().to_string();
+                vec![ConfigError {
+                    path: if path.is_empty() { ".".into() } else { path },
+                    problem: Problem::Json(e.into_inner().to_string()),
+                }]
+            })?
+        }
+    };
     if let Err(e) = de.end() {
         return Err(vec![ConfigError {
             path: ".".into(),

@@ -605,8 +605,15 @@ pub(crate) fn compile_authz(
     convention_warnings(config, &mut sink);
 
     // Rules that did not compile are left out: they shadow nothing.
-    shadow_check(&rules, &origin, default_rule.as_ref(), &mut sink);
-    let table = match RouteTable::build(&rules) {
+    let table = RouteTable::build(&rules);
+    shadow_check(
+        &rules,
+        &origin,
+        default_rule.as_ref(),
+        table.as_ref().ok(),
+        &mut sink,
+    );
+    let table = match table {
         Ok(t) => t,
         Err(e) => {
             sink.rule_error("rules", RuleProblem::RegexSetTooBig(e));
@@ -1250,14 +1257,24 @@ fn first_literal(p: &PathMatch) -> Option<&str> {
     }
 }
 
-fn shadow_check(rules: &[Rule], origin: &[usize], default: Option<&Rule>, sink: &mut Sink<'_>) {
+fn shadow_check(
+    rules: &[Rule],
+    origin: &[usize],
+    default: Option<&Rule>,
+    table: Option<&RouteTable>,
+    sink: &mut Sink<'_>,
+) {
     let cfg_index = |k: usize| origin.get(k).copied().unwrap_or(k);
     // Earlier rules that may cover a later one: those without a literal first
     // segment, and those with the later rule's first segment. Pairs pruned
     // here are pairs `path_covers` refuses; the check stays exact but near
     // linear in the number of rules (it was quadratic: 1000 rules cost ~0.9
     // billion wasm instructions at configure).
+    // Regex rules cover only the same regex and the exact paths they match:
+    // for an exact path, the earlier regex rules that match it come from one
+    // run of the route table's regex set (not one regex run per pair).
     let mut wild: Vec<usize> = Vec::new();
+    let mut regexes: Vec<usize> = Vec::new();
     let mut by_first: std::collections::HashMap<&str, Vec<usize>> =
         std::collections::HashMap::new();
     for (j, later) in rules.iter().enumerate() {
@@ -1266,6 +1283,15 @@ fn shadow_check(rules: &[Rule], origin: &[usize], default: Option<&Rule>, sink: 
             .and_then(|f| by_first.get(f))
             .map_or(&[], Vec::as_slice);
         let mut candidates: Vec<usize> = wild.iter().chain(same).copied().collect();
+        match (&later.path, table) {
+            (PathMatch::Regex(_), _) | (PathMatch::Exact(_), None) => {
+                candidates.extend_from_slice(&regexes);
+            }
+            (PathMatch::Exact(e), Some(t)) if !regexes.is_empty() => {
+                candidates.extend(t.regex_rules_matching(e).into_iter().filter(|&i| i < j));
+            }
+            _ => {}
+        }
         candidates.sort_unstable();
         let earlier: Vec<(usize, &Rule)> = candidates
             .into_iter()
@@ -1274,6 +1300,7 @@ fn shadow_check(rules: &[Rule], origin: &[usize], default: Option<&Rule>, sink: 
             .collect();
         match first {
             Some(f) => by_first.entry(f).or_default().push(j),
+            None if matches!(later.path, PathMatch::Regex(_)) => regexes.push(j),
             None => wild.push(j),
         }
         if earlier.is_empty() {

@@ -131,6 +131,20 @@ impl RouteTable {
         Ok(t)
     }
 
+    /// Indices of the regex rules whose regex matches `path` (in rule
+    /// order): one run of the regex set.
+    pub(crate) fn regex_rules_matching(&self, path: &str) -> Vec<usize> {
+        let Some(idx) = &self.regex else {
+            return Vec::new();
+        };
+        idx.set
+            .matches(path.as_bytes())
+            .iter()
+            .filter_map(|k| idx.rules.get(k))
+            .filter_map(|&i| usize::try_from(i).ok())
+            .collect()
+    }
+
     /// Index of the first rule matching `facts`.
     pub(crate) fn lookup(&self, rules: &[Rule], facts: &RouteFacts<'_>) -> Option<usize> {
         let mut candidates: Vec<u32> = self.everywhere.clone();
