@@ -52,8 +52,32 @@ const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
+/// Whether `path` is its own normal form (what [`normalize`] would return
+/// unchanged): absolute, no query or fragment, no escapes, backslashes or
+/// control characters, no empty, `.` or `..` segment. Config paths and most
+/// request paths are; they skip the decoding and the segment vector.
+fn is_plainly_normal(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    path.bytes()
+        .all(|b| !matches!(b, b'?' | b'#' | b'%' | b'\\') && !b.is_ascii_control())
+        && (rest.is_empty() || rest.split('/').all(|s| !matches!(s, "" | "." | "..")))
+}
+
+/// [`is_plainly_normal`] for `/{seg}`, without building it.
+fn is_plainly_normal_segment(seg: &str) -> bool {
+    !matches!(seg, "" | "." | "..")
+        && seg
+            .bytes()
+            .all(|b| !matches!(b, b'/' | b'?' | b'#' | b'%' | b'\\') && !b.is_ascii_control())
+}
+
 /// Normalises a request path (`:path`) as described in the module docs.
 pub fn normalize(raw: &str) -> Result<String, PathError> {
+    if is_plainly_normal(raw) {
+        return Ok(raw.to_owned());
+    }
     let path = raw.split(['?', '#']).next().unwrap_or("");
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
@@ -224,8 +248,12 @@ impl Template {
             } else if seg.contains(['{', '}']) {
                 return Err(TemplateError::BadParameter(seg.to_owned()));
             } else {
-                let as_path = format!("/{seg}");
-                if seg.is_empty() || normalize(&as_path).ok().as_deref() != Some(as_path.as_str()) {
+                let normal = !seg.is_empty()
+                    && (is_plainly_normal_segment(seg) || {
+                        let as_path = format!("/{seg}");
+                        normalize(&as_path).ok().as_deref() == Some(as_path.as_str())
+                    });
+                if !normal {
                     return Err(TemplateError::NotNormalised(seg.to_owned()));
                 }
                 TemplateSegment::Literal(seg.to_owned())

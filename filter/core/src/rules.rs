@@ -506,6 +506,46 @@ impl fmt::Display for RuleProblem {
     }
 }
 
+/// A JSON path, written out only when printed (in an error or a warning):
+/// `parent.field`, `parent.field[index]`, or `field[index]` at the root.
+/// Compiling a rule names many places and almost never reports one.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    parent: Option<&'a dyn fmt::Display>,
+    field: &'a str,
+    index: Option<usize>,
+}
+
+impl<'a> At<'a> {
+    fn field(parent: &'a dyn fmt::Display, field: &'a str) -> At<'a> {
+        At {
+            parent: Some(parent),
+            field,
+            index: None,
+        }
+    }
+    fn item(parent: Option<&'a dyn fmt::Display>, field: &'a str, index: usize) -> At<'a> {
+        At {
+            parent,
+            field,
+            index: Some(index),
+        }
+    }
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = self.parent {
+            write!(f, "{p}.")?;
+        }
+        f.write_str(self.field)?;
+        if let Some(i) = self.index {
+            write!(f, "[{i}]")?;
+        }
+        Ok(())
+    }
+}
+
 struct Sink<'a> {
     errors: &'a mut Vec<ConfigError>,
     warnings: &'a mut Vec<ConfigError>,
@@ -557,7 +597,7 @@ pub(crate) fn compile_authz(
     let mut origin: Vec<usize> = Vec::new();
     let mut names = BTreeSet::new();
     for (i, r) in config.rules.iter().enumerate() {
-        let at = format!("rules[{i}]");
+        let at = At::item(None, "rules", i);
         if r.name.is_empty() {
             sink.error(format!("{at}.name"), Problem::Empty);
         } else if !names.insert(r.name.as_str()) {
@@ -591,7 +631,7 @@ pub(crate) fn compile_authz(
     let super_admin = config
         .super_admin_scope
         .as_ref()
-        .and_then(|s| check_scope("super_admin_scope", s, false, &mut sink).then(|| s.clone()));
+        .and_then(|s| check_scope(&"super_admin_scope", s, false, &mut sink).then(|| s.clone()));
     if let Some(prefix) = &config.scope_prefix
         && (prefix.is_empty() || prefix.contains([':', ' ', '*']))
     {
@@ -640,14 +680,14 @@ fn valid_rule_name(n: &str) -> bool {
 }
 
 fn compile_rule(
-    at: &str,
+    at: &dyn fmt::Display,
     r: &RuleConfig,
     providers: &BTreeSet<&str>,
     sink: &mut Sink<'_>,
 ) -> Option<Rule> {
     let start = sink.errors.len();
-    let matcher = compile_match(&format!("{at}.match"), &r.matcher, sink);
-    let access = compile_access(&format!("{at}.require"), &r.require, sink);
+    let matcher = compile_match(&At::field(at, "match"), &r.matcher, sink);
+    let access = compile_access(&At::field(at, "require"), &r.require, sink);
     let (rule_providers, claims) = compile_token_conditions(
         at,
         access.as_ref(),
@@ -688,12 +728,12 @@ fn compile_default(
             RuleProblem::InvalidName(name.to_owned()),
         );
     }
-    let access = compile_access(&format!("{at}.require"), &d.require, sink);
+    let access = compile_access(&At::field(&at, "require"), &d.require, sink);
     if access == Some(Access::Public) {
         sink.warn(at, RuleProblem::PublicDefault);
     }
     let (rule_providers, claims) = compile_token_conditions(
-        at,
+        &at,
         access.as_ref(),
         d.providers.as_deref(),
         &d.claims,
@@ -718,7 +758,7 @@ fn compile_default(
 }
 
 fn compile_token_conditions(
-    at: &str,
+    at: &dyn fmt::Display,
     access: Option<&Access>,
     providers: Option<&[String]>,
     claims: &[ClaimConditionConfig],
@@ -792,7 +832,7 @@ fn compile_token_conditions(
 
 type Matcher = (PathMatch, Vec<String>, Vec<HostPattern>, Vec<String>);
 
-fn compile_match(at: &str, m: &MatchConfig, sink: &mut Sink<'_>) -> Option<Matcher> {
+fn compile_match(at: &dyn fmt::Display, m: &MatchConfig, sink: &mut Sink<'_>) -> Option<Matcher> {
     let start = sink.errors.len();
     let check = |p: &str, field: &str, sink: &mut Sink<'_>| -> Option<String> {
         match normalize(p) {
@@ -833,7 +873,7 @@ fn compile_match(at: &str, m: &MatchConfig, sink: &mut Sink<'_>) -> Option<Match
             }
         },
         _ => {
-            sink.error(at.to_owned(), Problem::MatchKind);
+            sink.error(at.to_string(), Problem::MatchKind);
             None
         }
     };
@@ -888,13 +928,13 @@ fn compile_match(at: &str, m: &MatchConfig, sink: &mut Sink<'_>) -> Option<Match
     Some((path?, methods, hosts, route_names))
 }
 
-fn compile_access(at: &str, v: &Value, sink: &mut Sink<'_>) -> Option<Access> {
+fn compile_access(at: &dyn fmt::Display, v: &Value, sink: &mut Sink<'_>) -> Option<Access> {
     match v {
         Value::String(s) if s == "public" => Some(Access::Public),
         Value::String(s) if s == "authenticated" => Some(Access::Authenticated),
         Value::String(s) => {
             sink.error(
-                at.to_owned(),
+                at.to_string(),
                 Problem::InvalidRequirement(format!(
                     "{s:?} is not \"public\" or \"authenticated\"; scopes go in {{\"all_of\": [...]}} or {{\"any_of\": [...]}}"
                 )),
@@ -904,7 +944,7 @@ fn compile_access(at: &str, v: &Value, sink: &mut Sink<'_>) -> Option<Access> {
         Value::Object(_) => compile_scope_expr(at, v, 0, sink).map(Access::Scopes),
         _ => {
             sink.error(
-                at.to_owned(),
+                at.to_string(),
                 Problem::InvalidRequirement(
                     "expected \"public\", \"authenticated\", or an object with all_of / any_of"
                         .into(),
@@ -924,10 +964,10 @@ fn is_scope_token(s: &str) -> bool {
 
 /// Checks one scope name; `grant`: it may carry a trailing `:*` wildcard.
 /// Errors go to the sink; returns whether it is usable.
-fn check_scope(at: &str, s: &str, grant: bool, sink: &mut Sink<'_>) -> bool {
+fn check_scope(at: &dyn fmt::Display, s: &str, grant: bool, sink: &mut Sink<'_>) -> bool {
     if !is_scope_token(s) {
         sink.error(
-            at.to_owned(),
+            at.to_string(),
             Problem::InvalidRequirement(format!(
                 "{s:?} is not a valid scope (RFC 6749 scope-token: printable ASCII without space, '\"' or '\\')"
             )),
@@ -957,17 +997,17 @@ fn check_scope(at: &str, s: &str, grant: bool, sink: &mut Sink<'_>) -> bool {
     };
     match why {
         Some(w) => {
-            sink.rule_error(at.to_owned(), RuleProblem::Wildcard(w));
+            sink.rule_error(at.to_string(), RuleProblem::Wildcard(w));
             false
         }
         None => true,
     }
 }
 
-fn compile_scope_expr(at: &str, v: &Value, depth: usize, sink: &mut Sink<'_>) -> Option<ScopeExpr> {
+fn compile_scope_expr(at: &dyn fmt::Display, v: &Value, depth: usize, sink: &mut Sink<'_>) -> Option<ScopeExpr> {
     if depth > MAX_REQUIREMENT_DEPTH {
         sink.error(
-            at.to_owned(),
+            at.to_string(),
             Problem::InvalidRequirement(format!("nested deeper than {MAX_REQUIREMENT_DEPTH}")),
         );
         return None;
@@ -978,7 +1018,7 @@ fn compile_scope_expr(at: &str, v: &Value, depth: usize, sink: &mut Sink<'_>) ->
             let mut entries = obj.iter();
             let (Some((key, items)), None) = (entries.next(), entries.next()) else {
                 sink.error(
-                    at.to_owned(),
+                    at.to_string(),
                     Problem::InvalidRequirement(
                         "an object needs exactly one key: all_of or any_of".into(),
                     ),
@@ -1010,14 +1050,14 @@ fn compile_scope_expr(at: &str, v: &Value, depth: usize, sink: &mut Sink<'_>) ->
                 .iter()
                 .enumerate()
                 .filter_map(|(j, item)| {
-                    compile_scope_expr(&format!("{at}.{key}[{j}]"), item, depth + 1, sink)
+                    compile_scope_expr(&At::item(Some(at), key, j), item, depth + 1, sink)
                 })
                 .collect();
             (sink.errors.len() == start).then(|| make(children))
         }
         _ => {
             sink.error(
-                at.to_owned(),
+                at.to_string(),
                 Problem::InvalidRequirement(
                     "expected a scope string or an all_of / any_of object".into(),
                 ),
@@ -1074,16 +1114,17 @@ fn compile_grants(config: &Config, sink: &mut Sink<'_>) -> GrantConfig {
 /// letters, digits, `-`, `_`, `.`; the first one `scope_prefix` if set.
 pub fn convention_problem(scope: &str, prefix: Option<&str>) -> Option<String> {
     let body = scope.strip_suffix(":*").unwrap_or(scope);
-    let segs: Vec<&str> = body.split(':').collect();
-    if segs.len() < 2 && !scope.ends_with(":*") {
+    // (No vector of segments: this runs for every scope of every rule.)
+    let segs = || body.split(':');
+    if !body.contains(':') && !scope.ends_with(":*") {
         return Some(format!(
             "{scope:?} is not service-prefixed (expected service:resource[:action], e.g. \"svc-a:orders:read\")"
         ));
     }
-    if segs.iter().any(|s| s.is_empty()) {
+    if segs().any(str::is_empty) {
         return Some(format!("{scope:?} has an empty segment"));
     }
-    if let Some(bad) = segs.iter().find(|s| {
+    if let Some(bad) = segs().find(|s| {
         !s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
     }) {
@@ -1091,8 +1132,8 @@ pub fn convention_problem(scope: &str, prefix: Option<&str>) -> Option<String> {
             "{scope:?}: segment {bad:?} is not lower-case letters, digits, '-', '_' or '.'"
         ));
     }
-    if let (Some(p), Some(first)) = (prefix, segs.first())
-        && p != *first
+    if let (Some(p), Some(first)) = (prefix, segs().next())
+        && p != first
     {
         return Some(format!(
             "{scope:?} does not belong to this service (prefix {p:?})"
@@ -1102,22 +1143,23 @@ pub fn convention_problem(scope: &str, prefix: Option<&str>) -> Option<String> {
 }
 
 fn convention_warnings(config: &Config, sink: &mut Sink<'_>) {
-    let prefix = config.scope_prefix.as_deref();
-    let check = |at: String, s: &str, sink: &mut Sink<'_>| {
+    // Checked where found, in document order; the path is written out only
+    // for a warning.
+    fn check(at: &dyn fmt::Display, s: &str, prefix: Option<&str>, sink: &mut Sink<'_>) {
         if is_scope_token(s)
             && let Some(why) = convention_problem(s, prefix)
         {
-            sink.warn(at, RuleProblem::ScopeConvention(why));
+            sink.warn(at.to_string(), RuleProblem::ScopeConvention(why));
         }
-    };
-    fn walk(at: &str, v: &Value, out: &mut Vec<(String, String)>) {
+    }
+    fn walk(at: &dyn fmt::Display, v: &Value, prefix: Option<&str>, sink: &mut Sink<'_>) {
         match v {
-            Value::String(s) => out.push((at.to_owned(), s.clone())),
+            Value::String(s) => check(at, s, prefix, sink),
             Value::Object(o) => {
                 for (k, items) in o {
                     if let Some(list) = items.as_array() {
                         for (j, item) in list.iter().enumerate() {
-                            walk(&format!("{at}.{k}[{j}]"), item, out);
+                            walk(&At::item(Some(at), k, j), item, prefix, sink);
                         }
                     }
                 }
@@ -1125,27 +1167,25 @@ fn convention_warnings(config: &Config, sink: &mut Sink<'_>) {
             _ => {}
         }
     }
-    let mut found = Vec::new();
+    let prefix = config.scope_prefix.as_deref();
     for (i, r) in config.rules.iter().enumerate() {
         if r.require.is_object() {
-            walk(&format!("rules[{i}].require"), &r.require, &mut found);
+            let rule = At::item(None, "rules", i);
+            walk(&At::field(&rule, "require"), &r.require, prefix, sink);
         }
     }
     if let Some(d) = &config.default_rule
         && d.require.is_object()
     {
-        walk("default_rule.require", &d.require, &mut found);
+        walk(&"default_rule.require", &d.require, prefix, sink);
     }
     for (name, scopes) in &config.roles {
         for (j, s) in scopes.iter().enumerate() {
-            found.push((format!("roles.{name}[{j}]"), s.clone()));
+            check(&format!("roles.{name}[{j}]"), s, prefix, sink);
         }
     }
     if let Some(s) = &config.super_admin_scope {
-        found.push(("super_admin_scope".into(), s.clone()));
-    }
-    for (at, s) in found {
-        check(at, &s, sink);
+        check(&"super_admin_scope", s, prefix, sink);
     }
 }
 
