@@ -312,6 +312,21 @@ pub const REGEX_NEST_LIMIT: u32 = 32;
 pub struct PathRegex {
     source: String,
     regex: regex_automata::meta::Regex,
+    hir: regex_syntax::hir::Hir,
+}
+
+/// The syntax of route regexes, as `regex::bytes::RegexBuilder` sets it with
+/// `unicode(false)` and [`REGEX_NEST_LIMIT`].
+pub(crate) fn regex_syntax_config() -> regex_automata::util::syntax::Config {
+    regex_automata::util::syntax::Config::new()
+        .unicode(false)
+        .utf8(false)
+        .nest_limit(REGEX_NEST_LIMIT)
+}
+
+/// A regex error message on one line (they come with a caret diagram).
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl PathRegex {
@@ -327,16 +342,18 @@ impl PathRegex {
         if source.len() > REGEX_MAX_LEN {
             return Err(format!("longer than {REGEX_MAX_LEN} bytes"));
         }
+        // What `regex::bytes::RegexBuilder` (unicode off, these limits)
+        // builds, less the lazy DFA and the reverse NFA it needs: a rule's own
+        // regex only checks the pattern and serves `matches` (the linear
+        // reference lookup, the shadow check), never the per-request lookup,
+        // which runs the route table's regex set, built from the same parsed
+        // pattern (`hir`: parsed once). The PikeVM left is linear-time too.
+        // Errors are mapped as `regex::Error::from_meta_build_error` does, so
+        // the messages are the regex crate's.
         let build = |pattern: &str| {
-            // What `regex::bytes::RegexBuilder` (unicode off, these limits)
-            // builds, less the lazy DFA and the reverse NFA it needs: a rule's
-            // own regex only checks the pattern and serves `matches` (the
-            // linear reference lookup, the shadow check's tests), never the
-            // per-request lookup, which runs the route table's RegexSet. The
-            // PikeVM left is linear-time too; construction is ~3x cheaper.
-            // Errors are mapped as `regex::Error::from_meta_build_error` does,
-            // so the messages are the regex crate's.
-            regex_automata::meta::Builder::new()
+            let hir = regex_automata::util::syntax::parse_with(pattern, &regex_syntax_config())
+                .map_err(|e| one_line(&e.to_string()))?;
+            let regex = regex_automata::meta::Builder::new()
                 .configure(
                     regex_automata::meta::Config::new()
                         .match_kind(regex_automata::MatchKind::LeftmostFirst)
@@ -345,34 +362,35 @@ impl PathRegex {
                         .hybrid_cache_capacity(REGEX_DFA_SIZE_LIMIT)
                         .hybrid(false),
                 )
-                .syntax(
-                    regex_automata::util::syntax::Config::new()
-                        .unicode(false)
-                        .utf8(false)
-                        .nest_limit(REGEX_NEST_LIMIT),
-                )
-                .build(pattern)
+                .build_from_hir(&hir)
                 .map_err(|e| {
                     if let Some(n) = e.size_limit() {
                         return format!("the compiled regex exceeds the size limit of {n} bytes");
                     }
-                    let text = match e.syntax_error() {
-                        Some(syntax) => syntax.to_string(),
-                        None => e.to_string(),
-                    };
-                    text.split_whitespace().collect::<Vec<_>>().join(" ")
-                })
+                    match e.syntax_error() {
+                        Some(syntax) => one_line(&syntax.to_string()),
+                        None => one_line(&e.to_string()),
+                    }
+                })?;
+            Ok::<_, String>((hir, regex))
         };
         // Compiled once, anchored; on an error the operator's own pattern is
         // compiled again so that the message points into what they wrote.
-        let regex = build(&PathRegex::anchored(source)).map_err(|anchored| match build(source) {
-            Err(e) => e,
-            Ok(_) => anchored,
-        })?;
+        let (hir, regex) =
+            build(&PathRegex::anchored(source)).map_err(|anchored| match build(source) {
+                Err(e) => e,
+                Ok(_) => anchored,
+            })?;
         Ok(PathRegex {
             source: source.to_owned(),
             regex,
+            hir,
         })
+    }
+
+    /// The anchored pattern, parsed (for the route table's regex set).
+    pub(crate) fn hir(&self) -> &regex_syntax::hir::Hir {
+        &self.hir
     }
 
     pub fn as_str(&self) -> &str {
