@@ -298,7 +298,8 @@ impl Template {
 
 /// Bound on the compiled size of one route regex.
 pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
-/// Bound on the lazy-DFA cache of one route regex.
+/// Bound on the lazy-DFA cache of one route regex (set, but unused: a rule's
+/// own regex has no lazy DFA; the route table's set has its own bound).
 pub const REGEX_DFA_SIZE_LIMIT: usize = 256 * 1024;
 /// Longest route regex accepted, in bytes.
 pub const REGEX_MAX_LEN: usize = 1024;
