@@ -205,23 +205,18 @@ pub fn compile_json(bytes: &[u8]) -> Result<Policy, Vec<ConfigError>> {
             problem: Problem::Json("the configuration must be a JSON object".into()),
         }]);
     }
-    // Parsed without path tracking first (serde_path_to_error's wrappers cost
-    // more than the parse itself); only a config that fails is parsed again,
-    // tracked, for the error's JSON path. Same outcome, same messages.
+    // Path tracking costs ~8% of a big config's configure (3.5 M of 46.8 M
+    // instructions for 1000 routes), but parsing without it first and again
+    // with it on an error would instantiate every config type's
+    // deserializer twice: +96 KB of scopegate.wasm. Kept single.
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let config: Config = match serde::Deserialize::deserialize(&mut de) {
-        Ok(config) => config,
-        Err(_) => {
-            de = serde_json::Deserializer::from_slice(bytes);
-            serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                let path = e.path().to_string();
-                vec![ConfigError {
-                    path: if path.is_empty() { ".".into() } else { path },
-                    problem: Problem::Json(e.into_inner().to_string()),
-                }]
-            })?
-        }
-    };
+    let config: Config = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        vec![ConfigError {
+            path: if path.is_empty() { ".".into() } else { path },
+            problem: Problem::Json(e.into_inner().to_string()),
+        }]
+    })?;
     if let Err(e) = de.end() {
         return Err(vec![ConfigError {
             path: ".".into(),
