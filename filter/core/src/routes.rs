@@ -52,8 +52,32 @@ const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
+/// Whether `path` is its own normal form (what [`normalize`] would return
+/// unchanged): absolute, no query or fragment, no escapes, backslashes or
+/// control characters, no empty, `.` or `..` segment. Config paths and most
+/// request paths are; they skip the decoding and the segment vector.
+fn is_plainly_normal(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    path.bytes()
+        .all(|b| !matches!(b, b'?' | b'#' | b'%' | b'\\') && !b.is_ascii_control())
+        && (rest.is_empty() || rest.split('/').all(|s| !matches!(s, "" | "." | "..")))
+}
+
+/// [`is_plainly_normal`] for `/{seg}`, without building it.
+fn is_plainly_normal_segment(seg: &str) -> bool {
+    !matches!(seg, "" | "." | "..")
+        && seg
+            .bytes()
+            .all(|b| !matches!(b, b'/' | b'?' | b'#' | b'%' | b'\\') && !b.is_ascii_control())
+}
+
 /// Normalises a request path (`:path`) as described in the module docs.
 pub fn normalize(raw: &str) -> Result<String, PathError> {
+    if is_plainly_normal(raw) {
+        return Ok(raw.to_owned());
+    }
     let path = raw.split(['?', '#']).next().unwrap_or("");
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
@@ -264,8 +288,12 @@ impl Template {
             } else if seg.contains(['{', '}']) {
                 return Err(TemplateError::BadParameter(seg.to_owned()));
             } else {
-                let as_path = format!("/{seg}");
-                if seg.is_empty() || normalize(&as_path).ok().as_deref() != Some(as_path.as_str()) {
+                let normal = !seg.is_empty()
+                    && (is_plainly_normal_segment(seg) || {
+                        let as_path = format!("/{seg}");
+                        normalize(&as_path).ok().as_deref() == Some(as_path.as_str())
+                    });
+                if !normal {
                     return Err(TemplateError::NotNormalised(seg.to_owned()));
                 }
                 TemplateSegment::Literal(seg.to_owned())
@@ -310,7 +338,8 @@ impl Template {
 
 /// Bound on the compiled size of one route regex.
 pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
-/// Bound on the lazy-DFA cache of one route regex.
+/// Bound on the lazy-DFA cache of one route regex (set, but unused: a rule's
+/// own regex has no lazy DFA; the route table's set has its own bound).
 pub const REGEX_DFA_SIZE_LIMIT: usize = 256 * 1024;
 /// Longest route regex accepted, in bytes.
 pub const REGEX_MAX_LEN: usize = 1024;
@@ -323,7 +352,22 @@ pub const REGEX_NEST_LIMIT: u32 = 32;
 #[derive(Debug, Clone)]
 pub struct PathRegex {
     source: String,
-    regex: regex::bytes::Regex,
+    regex: regex_automata::meta::Regex,
+    hir: regex_syntax::hir::Hir,
+}
+
+/// The syntax of route regexes, as `regex::bytes::RegexBuilder` sets it with
+/// `unicode(false)` and [`REGEX_NEST_LIMIT`].
+pub(crate) fn regex_syntax_config() -> regex_automata::util::syntax::Config {
+    regex_automata::util::syntax::Config::new()
+        .unicode(false)
+        .utf8(false)
+        .nest_limit(REGEX_NEST_LIMIT)
+}
+
+/// A regex error message on one line (they come with a caret diagram).
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl PathRegex {
@@ -339,34 +383,55 @@ impl PathRegex {
         if source.len() > REGEX_MAX_LEN {
             return Err(format!("longer than {REGEX_MAX_LEN} bytes"));
         }
+        // What `regex::bytes::RegexBuilder` (unicode off, these limits)
+        // builds, less the lazy DFA and the reverse NFA it needs: a rule's own
+        // regex only checks the pattern and serves `matches` (the linear
+        // reference lookup, the shadow check), never the per-request lookup,
+        // which runs the route table's regex set, built from the same parsed
+        // pattern (`hir`: parsed once). The PikeVM left is linear-time too.
+        // Errors are mapped as `regex::Error::from_meta_build_error` does, so
+        // the messages are the regex crate's.
         let build = |pattern: &str| {
-            regex::bytes::RegexBuilder::new(pattern)
-                .unicode(false)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
-                .nest_limit(REGEX_NEST_LIMIT)
-                .build()
-                .map_err(|e| match e {
-                    regex::Error::CompiledTooBig(n) => {
-                        format!("the compiled regex exceeds the size limit of {n} bytes")
+            let hir = regex_automata::util::syntax::parse_with(pattern, &regex_syntax_config())
+                .map_err(|e| one_line(&e.to_string()))?;
+            let regex = regex_automata::meta::Builder::new()
+                .configure(
+                    regex_automata::meta::Config::new()
+                        .match_kind(regex_automata::MatchKind::LeftmostFirst)
+                        .utf8_empty(false)
+                        .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+                        .hybrid_cache_capacity(REGEX_DFA_SIZE_LIMIT)
+                        .hybrid(false),
+                )
+                .build_from_hir(&hir)
+                .map_err(|e| {
+                    if let Some(n) = e.size_limit() {
+                        return format!("the compiled regex exceeds the size limit of {n} bytes");
                     }
-                    other => other
-                        .to_string()
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                })
+                    match e.syntax_error() {
+                        Some(syntax) => one_line(&syntax.to_string()),
+                        None => one_line(&e.to_string()),
+                    }
+                })?;
+            Ok::<_, String>((hir, regex))
         };
         // Compiled once, anchored; on an error the operator's own pattern is
         // compiled again so that the message points into what they wrote.
-        let regex = build(&PathRegex::anchored(source)).map_err(|anchored| match build(source) {
-            Err(e) => e,
-            Ok(_) => anchored,
-        })?;
+        let (hir, regex) =
+            build(&PathRegex::anchored(source)).map_err(|anchored| match build(source) {
+                Err(e) => e,
+                Ok(_) => anchored,
+            })?;
         Ok(PathRegex {
             source: source.to_owned(),
             regex,
+            hir,
         })
+    }
+
+    /// The anchored pattern, parsed (for the route table's regex set).
+    pub(crate) fn hir(&self) -> &regex_syntax::hir::Hir {
+        &self.hir
     }
 
     pub fn as_str(&self) -> &str {

@@ -514,6 +514,46 @@ impl fmt::Display for RuleProblem {
     }
 }
 
+/// A JSON path, written out only when printed (in an error or a warning):
+/// `parent.field`, `parent.field[index]`, or `field[index]` at the root.
+/// Compiling a rule names many places and almost never reports one.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    parent: Option<&'a dyn fmt::Display>,
+    field: &'a str,
+    index: Option<usize>,
+}
+
+impl<'a> At<'a> {
+    fn field(parent: &'a dyn fmt::Display, field: &'a str) -> At<'a> {
+        At {
+            parent: Some(parent),
+            field,
+            index: None,
+        }
+    }
+    fn item(parent: Option<&'a dyn fmt::Display>, field: &'a str, index: usize) -> At<'a> {
+        At {
+            parent,
+            field,
+            index: Some(index),
+        }
+    }
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = self.parent {
+            write!(f, "{p}.")?;
+        }
+        f.write_str(self.field)?;
+        if let Some(i) = self.index {
+            write!(f, "[{i}]")?;
+        }
+        Ok(())
+    }
+}
+
 struct Sink<'a> {
     errors: &'a mut Vec<ConfigError>,
     warnings: &'a mut Vec<ConfigError>,
@@ -565,7 +605,7 @@ pub(crate) fn compile_authz(
     let mut origin: Vec<usize> = Vec::new();
     let mut names = BTreeSet::new();
     for (i, r) in config.rules.iter().enumerate() {
-        let at = format!("rules[{i}]");
+        let at = At::item(None, "rules", i);
         if r.name.is_empty() {
             sink.error(format!("{at}.name"), Problem::Empty);
         } else if !names.insert(r.name.as_str()) {
@@ -599,7 +639,7 @@ pub(crate) fn compile_authz(
     let super_admin = config
         .super_admin_scope
         .as_ref()
-        .and_then(|s| check_scope("super_admin_scope", s, false, &mut sink).then(|| s.clone()));
+        .and_then(|s| check_scope(&"super_admin_scope", s, false, &mut sink).then(|| s.clone()));
     if let Some(prefix) = &config.scope_prefix
         && (prefix.is_empty() || prefix.contains([':', ' ', '*']))
     {
@@ -613,8 +653,15 @@ pub(crate) fn compile_authz(
     convention_warnings(config, &mut sink);
 
     // Rules that did not compile are left out: they shadow nothing.
-    shadow_check(&rules, &origin, default_rule.as_ref(), &mut sink);
-    let table = match RouteTable::build(&rules) {
+    let table = RouteTable::build(&rules);
+    shadow_check(
+        &rules,
+        &origin,
+        default_rule.as_ref(),
+        table.as_ref().ok(),
+        &mut sink,
+    );
+    let table = match table {
         Ok(t) => t,
         Err(e) => {
             sink.rule_error("rules", RuleProblem::RegexSetTooBig(e));
@@ -641,14 +688,14 @@ fn valid_rule_name(n: &str) -> bool {
 }
 
 fn compile_rule(
-    at: &str,
+    at: &dyn fmt::Display,
     r: &RuleConfig,
     providers: &BTreeSet<&str>,
     sink: &mut Sink<'_>,
 ) -> Option<Rule> {
     let start = sink.errors.len();
-    let matcher = compile_match(&format!("{at}.match"), &r.matcher, sink);
-    let access = compile_access(&format!("{at}.require"), &r.require, sink);
+    let matcher = compile_match(&At::field(at, "match"), &r.matcher, sink);
+    let access = compile_access(&At::field(at, "require"), &r.require, sink);
     let (rule_providers, claims) = compile_token_conditions(
         at,
         access.as_ref(),
@@ -689,12 +736,12 @@ fn compile_default(
             RuleProblem::InvalidName(name.to_owned()),
         );
     }
-    let access = compile_access(&format!("{at}.require"), &d.require, sink);
+    let access = compile_access(&At::field(&at, "require"), &d.require, sink);
     if access == Some(Access::Public) {
         sink.warn(at, RuleProblem::PublicDefault);
     }
     let (rule_providers, claims) = compile_token_conditions(
-        at,
+        &at,
         access.as_ref(),
         d.providers.as_deref(),
         &d.claims,
@@ -719,7 +766,7 @@ fn compile_default(
 }
 
 fn compile_token_conditions(
-    at: &str,
+    at: &dyn fmt::Display,
     access: Option<&Access>,
     providers: Option<&[String]>,
     claims: &[ClaimConditionConfig],
@@ -793,7 +840,7 @@ fn compile_token_conditions(
 
 type Matcher = (PathMatch, Vec<String>, Vec<HostPattern>, Vec<String>);
 
-fn compile_match(at: &str, m: &MatchConfig, sink: &mut Sink<'_>) -> Option<Matcher> {
+fn compile_match(at: &dyn fmt::Display, m: &MatchConfig, sink: &mut Sink<'_>) -> Option<Matcher> {
     let start = sink.errors.len();
     let check = |p: &str, field: &str, sink: &mut Sink<'_>| -> Option<String> {
         match normalize(p) {
@@ -834,7 +881,7 @@ fn compile_match(at: &str, m: &MatchConfig, sink: &mut Sink<'_>) -> Option<Match
             }
         },
         _ => {
-            sink.error(at.to_owned(), Problem::MatchKind);
+            sink.error(at.to_string(), Problem::MatchKind);
             None
         }
     };
@@ -889,13 +936,13 @@ fn compile_match(at: &str, m: &MatchConfig, sink: &mut Sink<'_>) -> Option<Match
     Some((path?, methods, hosts, route_names))
 }
 
-fn compile_access(at: &str, v: &Value, sink: &mut Sink<'_>) -> Option<Access> {
+fn compile_access(at: &dyn fmt::Display, v: &Value, sink: &mut Sink<'_>) -> Option<Access> {
     match v {
         Value::String(s) if s == "public" => Some(Access::Public),
         Value::String(s) if s == "authenticated" => Some(Access::Authenticated),
         Value::String(s) => {
             sink.error(
-                at.to_owned(),
+                at.to_string(),
                 Problem::InvalidRequirement(format!(
                     "{s:?} is not \"public\" or \"authenticated\"; scopes go in {{\"all_of\": [...]}} or {{\"any_of\": [...]}}"
                 )),
@@ -905,7 +952,7 @@ fn compile_access(at: &str, v: &Value, sink: &mut Sink<'_>) -> Option<Access> {
         Value::Object(_) => compile_scope_expr(at, v, 0, sink).map(Access::Scopes),
         _ => {
             sink.error(
-                at.to_owned(),
+                at.to_string(),
                 Problem::InvalidRequirement(
                     "expected \"public\", \"authenticated\", or an object with all_of / any_of"
                         .into(),
@@ -925,10 +972,10 @@ fn is_scope_token(s: &str) -> bool {
 
 /// Checks one scope name; `grant`: it may carry a trailing `:*` wildcard.
 /// Errors go to the sink; returns whether it is usable.
-fn check_scope(at: &str, s: &str, grant: bool, sink: &mut Sink<'_>) -> bool {
+fn check_scope(at: &dyn fmt::Display, s: &str, grant: bool, sink: &mut Sink<'_>) -> bool {
     if !is_scope_token(s) {
         sink.error(
-            at.to_owned(),
+            at.to_string(),
             Problem::InvalidRequirement(format!(
                 "{s:?} is not a valid scope (RFC 6749 scope-token: printable ASCII without space, '\"' or '\\')"
             )),
@@ -958,17 +1005,17 @@ fn check_scope(at: &str, s: &str, grant: bool, sink: &mut Sink<'_>) -> bool {
     };
     match why {
         Some(w) => {
-            sink.rule_error(at.to_owned(), RuleProblem::Wildcard(w));
+            sink.rule_error(at.to_string(), RuleProblem::Wildcard(w));
             false
         }
         None => true,
     }
 }
 
-fn compile_scope_expr(at: &str, v: &Value, depth: usize, sink: &mut Sink<'_>) -> Option<ScopeExpr> {
+fn compile_scope_expr(at: &dyn fmt::Display, v: &Value, depth: usize, sink: &mut Sink<'_>) -> Option<ScopeExpr> {
     if depth > MAX_REQUIREMENT_DEPTH {
         sink.error(
-            at.to_owned(),
+            at.to_string(),
             Problem::InvalidRequirement(format!("nested deeper than {MAX_REQUIREMENT_DEPTH}")),
         );
         return None;
@@ -979,7 +1026,7 @@ fn compile_scope_expr(at: &str, v: &Value, depth: usize, sink: &mut Sink<'_>) ->
             let mut entries = obj.iter();
             let (Some((key, items)), None) = (entries.next(), entries.next()) else {
                 sink.error(
-                    at.to_owned(),
+                    at.to_string(),
                     Problem::InvalidRequirement(
                         "an object needs exactly one key: all_of or any_of".into(),
                     ),
@@ -1011,14 +1058,14 @@ fn compile_scope_expr(at: &str, v: &Value, depth: usize, sink: &mut Sink<'_>) ->
                 .iter()
                 .enumerate()
                 .filter_map(|(j, item)| {
-                    compile_scope_expr(&format!("{at}.{key}[{j}]"), item, depth + 1, sink)
+                    compile_scope_expr(&At::item(Some(at), key, j), item, depth + 1, sink)
                 })
                 .collect();
             (sink.errors.len() == start).then(|| make(children))
         }
         _ => {
             sink.error(
-                at.to_owned(),
+                at.to_string(),
                 Problem::InvalidRequirement(
                     "expected a scope string or an all_of / any_of object".into(),
                 ),
@@ -1075,16 +1122,17 @@ fn compile_grants(config: &Config, sink: &mut Sink<'_>) -> GrantConfig {
 /// letters, digits, `-`, `_`, `.`; the first one `scope_prefix` if set.
 pub fn convention_problem(scope: &str, prefix: Option<&str>) -> Option<String> {
     let body = scope.strip_suffix(":*").unwrap_or(scope);
-    let segs: Vec<&str> = body.split(':').collect();
-    if segs.len() < 2 && !scope.ends_with(":*") {
+    // (No vector of segments: this runs for every scope of every rule.)
+    let segs = || body.split(':');
+    if !body.contains(':') && !scope.ends_with(":*") {
         return Some(format!(
             "{scope:?} is not service-prefixed (expected service:resource[:action], e.g. \"svc-a:orders:read\")"
         ));
     }
-    if segs.iter().any(|s| s.is_empty()) {
+    if segs().any(str::is_empty) {
         return Some(format!("{scope:?} has an empty segment"));
     }
-    if let Some(bad) = segs.iter().find(|s| {
+    if let Some(bad) = segs().find(|s| {
         !s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
     }) {
@@ -1092,8 +1140,8 @@ pub fn convention_problem(scope: &str, prefix: Option<&str>) -> Option<String> {
             "{scope:?}: segment {bad:?} is not lower-case letters, digits, '-', '_' or '.'"
         ));
     }
-    if let (Some(p), Some(first)) = (prefix, segs.first())
-        && p != *first
+    if let (Some(p), Some(first)) = (prefix, segs().next())
+        && p != first
     {
         return Some(format!(
             "{scope:?} does not belong to this service (prefix {p:?})"
@@ -1103,22 +1151,23 @@ pub fn convention_problem(scope: &str, prefix: Option<&str>) -> Option<String> {
 }
 
 fn convention_warnings(config: &Config, sink: &mut Sink<'_>) {
-    let prefix = config.scope_prefix.as_deref();
-    let check = |at: String, s: &str, sink: &mut Sink<'_>| {
+    // Checked where found, in document order; the path is written out only
+    // for a warning.
+    fn check(at: &dyn fmt::Display, s: &str, prefix: Option<&str>, sink: &mut Sink<'_>) {
         if is_scope_token(s)
             && let Some(why) = convention_problem(s, prefix)
         {
-            sink.warn(at, RuleProblem::ScopeConvention(why));
+            sink.warn(at.to_string(), RuleProblem::ScopeConvention(why));
         }
-    };
-    fn walk(at: &str, v: &Value, out: &mut Vec<(String, String)>) {
+    }
+    fn walk(at: &dyn fmt::Display, v: &Value, prefix: Option<&str>, sink: &mut Sink<'_>) {
         match v {
-            Value::String(s) => out.push((at.to_owned(), s.clone())),
+            Value::String(s) => check(at, s, prefix, sink),
             Value::Object(o) => {
                 for (k, items) in o {
                     if let Some(list) = items.as_array() {
                         for (j, item) in list.iter().enumerate() {
-                            walk(&format!("{at}.{k}[{j}]"), item, out);
+                            walk(&At::item(Some(at), k, j), item, prefix, sink);
                         }
                     }
                 }
@@ -1126,27 +1175,25 @@ fn convention_warnings(config: &Config, sink: &mut Sink<'_>) {
             _ => {}
         }
     }
-    let mut found = Vec::new();
+    let prefix = config.scope_prefix.as_deref();
     for (i, r) in config.rules.iter().enumerate() {
         if r.require.is_object() {
-            walk(&format!("rules[{i}].require"), &r.require, &mut found);
+            let rule = At::item(None, "rules", i);
+            walk(&At::field(&rule, "require"), &r.require, prefix, sink);
         }
     }
     if let Some(d) = &config.default_rule
         && d.require.is_object()
     {
-        walk("default_rule.require", &d.require, &mut found);
+        walk(&"default_rule.require", &d.require, prefix, sink);
     }
     for (name, scopes) in &config.roles {
         for (j, s) in scopes.iter().enumerate() {
-            found.push((format!("roles.{name}[{j}]"), s.clone()));
+            check(&format!("roles.{name}[{j}]"), s, prefix, sink);
         }
     }
     if let Some(s) = &config.super_admin_scope {
-        found.push(("super_admin_scope".into(), s.clone()));
-    }
-    for (at, s) in found {
-        check(at, &s, sink);
+        check(&"super_admin_scope", s, prefix, sink);
     }
 }
 
@@ -1258,14 +1305,24 @@ fn first_literal(p: &PathMatch) -> Option<&str> {
     }
 }
 
-fn shadow_check(rules: &[Rule], origin: &[usize], default: Option<&Rule>, sink: &mut Sink<'_>) {
+fn shadow_check(
+    rules: &[Rule],
+    origin: &[usize],
+    default: Option<&Rule>,
+    table: Option<&RouteTable>,
+    sink: &mut Sink<'_>,
+) {
     let cfg_index = |k: usize| origin.get(k).copied().unwrap_or(k);
     // Earlier rules that may cover a later one: those without a literal first
     // segment, and those with the later rule's first segment. Pairs pruned
     // here are pairs `path_covers` refuses; the check stays exact but near
     // linear in the number of rules (it was quadratic: 1000 rules cost ~0.9
     // billion wasm instructions at configure).
+    // Regex rules cover only the same regex and the exact paths they match:
+    // for an exact path, the earlier regex rules that match it come from one
+    // run of the route table's regex set (not one regex run per pair).
     let mut wild: Vec<usize> = Vec::new();
+    let mut regexes: Vec<usize> = Vec::new();
     let mut by_first: std::collections::HashMap<&str, Vec<usize>> =
         std::collections::HashMap::new();
     for (j, later) in rules.iter().enumerate() {
@@ -1274,6 +1331,15 @@ fn shadow_check(rules: &[Rule], origin: &[usize], default: Option<&Rule>, sink: 
             .and_then(|f| by_first.get(f))
             .map_or(&[], Vec::as_slice);
         let mut candidates: Vec<usize> = wild.iter().chain(same).copied().collect();
+        match (&later.path, table) {
+            (PathMatch::Regex(_), _) | (PathMatch::Exact(_), None) => {
+                candidates.extend_from_slice(&regexes);
+            }
+            (PathMatch::Exact(e), Some(t)) if !regexes.is_empty() => {
+                candidates.extend(t.regex_rules_matching(e).into_iter().filter(|&i| i < j));
+            }
+            _ => {}
+        }
         candidates.sort_unstable();
         let earlier: Vec<(usize, &Rule)> = candidates
             .into_iter()
@@ -1282,6 +1348,7 @@ fn shadow_check(rules: &[Rule], origin: &[usize], default: Option<&Rule>, sink: 
             .collect();
         match first {
             Some(f) => by_first.entry(f).or_default().push(j),
+            None if matches!(later.path, PathMatch::Regex(_)) => regexes.push(j),
             None => wild.push(j),
         }
         if earlier.is_empty() {

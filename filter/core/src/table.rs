@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::routes::{PathMatch, PathRegex, REGEX_NEST_LIMIT, TemplateSegment, segments};
+use crate::routes::{PathMatch, TemplateSegment, regex_syntax_config, segments};
 use crate::rules::{RouteFacts, Rule};
 
 /// Bound on the compiled size of all route regexes together.
@@ -41,8 +41,23 @@ struct Node {
 
 #[derive(Debug, Clone)]
 struct RegexIndex {
-    set: regex::bytes::RegexSet,
+    /// Every route regex (anchored), as `regex::bytes::RegexSet` builds them
+    /// (match kind `All`, no captures), from the rules' parsed patterns.
+    set: regex_automata::meta::Regex,
     rules: Vec<u32>,
+}
+
+impl RegexIndex {
+    /// Calls `f` with the index (in the set) of every regex matching `path`,
+    /// in order: what `regex::bytes::RegexSet::matches` yields.
+    fn for_each_match(&self, path: &str, mut f: impl FnMut(usize)) {
+        let mut found = regex_automata::PatternSet::new(self.set.pattern_len());
+        self.set
+            .which_overlapping_matches(&regex_automata::Input::new(path.as_bytes()), &mut found);
+        for pid in found.iter() {
+            f(pid.as_usize());
+        }
+    }
 }
 
 /// See the module docs.
@@ -59,17 +74,18 @@ impl RouteTable {
     /// Files every rule. Fails only if the regexes together exceed the size bound.
     pub(crate) fn build(rules: &[Rule]) -> Result<RouteTable, String> {
         let mut t = RouteTable::default();
-        let mut patterns = Vec::new();
+        let mut patterns: Vec<&regex_syntax::hir::Hir> = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             let i = u32::try_from(i).map_err(|_| "too many rules".to_owned())?;
             match &rule.path {
                 PathMatch::Regex(r) => {
-                    patterns.push(PathRegex::anchored(r.as_str()));
+                    patterns.push(r.hir());
                     if let Some(idx) = &mut t.regex {
                         idx.rules.push(i);
                     } else {
                         t.regex = Some(RegexIndex {
-                            set: regex::bytes::RegexSet::empty(),
+                            set: regex_automata::meta::Regex::new_many::<&str>(&[])
+                                .map_err(|e| e.to_string())?,
                             rules: vec![i],
                         });
                     }
@@ -120,15 +136,41 @@ impl RouteTable {
             }
         }
         if let Some(idx) = &mut t.regex {
-            idx.set = regex::bytes::RegexSetBuilder::new(&patterns)
-                .unicode(false)
-                .size_limit(REGEX_SET_SIZE_LIMIT)
-                .dfa_size_limit(REGEX_SET_DFA_SIZE_LIMIT)
-                .nest_limit(REGEX_NEST_LIMIT)
-                .build()
-                .map_err(|e| e.to_string().replace('\n', " "))?;
+            idx.set = regex_automata::meta::Builder::new()
+                .configure(
+                    regex_automata::meta::Config::new()
+                        .match_kind(regex_automata::MatchKind::All)
+                        .utf8_empty(false)
+                        .which_captures(regex_automata::nfa::thompson::WhichCaptures::None)
+                        .nfa_size_limit(Some(REGEX_SET_SIZE_LIMIT))
+                        .hybrid_cache_capacity(REGEX_SET_DFA_SIZE_LIMIT),
+                )
+                .syntax(regex_syntax_config())
+                .build_many_from_hir(&patterns)
+                // As `regex::Error` prints them.
+                .map_err(|e| match e.size_limit() {
+                    Some(n) => format!("Compiled regex exceeds size limit of {n} bytes."),
+                    None => match e.syntax_error() {
+                        Some(syntax) => syntax.to_string(),
+                        None => e.to_string(),
+                    }
+                    .replace('\n', " "),
+                })?;
         }
         Ok(t)
+    }
+
+    /// Indices of the regex rules whose regex matches `path` (in rule
+    /// order): one run of the regex set.
+    pub(crate) fn regex_rules_matching(&self, path: &str) -> Vec<usize> {
+        let Some(idx) = &self.regex else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        idx.for_each_match(path, |k| {
+            out.extend(idx.rules.get(k).and_then(|&i| usize::try_from(i).ok()));
+        });
+        out
     }
 
     /// Index of the first rule matching `facts`.
@@ -154,9 +196,7 @@ impl RouteTable {
             candidates.extend_from_slice(list);
         }
         if let Some(idx) = &self.regex {
-            for k in idx.set.matches(facts.path.as_bytes()).iter() {
-                candidates.extend(idx.rules.get(k));
-            }
+            idx.for_each_match(facts.path, |k| candidates.extend(idx.rules.get(k)));
         }
         candidates.extend_from_slice(&self.root.prefix);
         // `routes::segments`, cloneable.

@@ -264,6 +264,12 @@ pub fn big_config(routes: usize, keys: usize, regex: bool) -> Value {
 
 /// Fuel and wall time of `on_configure` for [`big_config`] (fresh VM each).
 pub fn measure_configure(routes: usize, keys: usize, regex: bool) -> (u64, Duration) {
+    let (fuel, wall, _) = measure_configure_memory(routes, keys, regex);
+    (fuel, wall)
+}
+
+/// [`measure_configure`], and the VM's linear memory after `on_configure`.
+pub fn measure_configure_memory(routes: usize, keys: usize, regex: bool) -> (u64, Duration, u64) {
     let host = host();
     let cfg = big_config(routes, keys, regex).to_string();
     let vm = host
@@ -280,7 +286,7 @@ pub fn measure_configure(routes: usize, keys: usize, regex: bool) -> (u64, Durat
         .iter()
         .filter(|s| s.callback == "on_configure")
         .fold((0, Duration::ZERO), |(f, w), s| (f + s.fuel, w + s.wall));
-    (fuel, wall)
+    (fuel, wall, vm.memory_bytes())
 }
 
 /// Linear memory of a VM (default policy and cache size) before any request,
