@@ -395,6 +395,11 @@ impl VmBuilder {
             if matches!(hook, wasmtime::CallHook::CallingHost) {
                 ctx.data_mut().hostcalls += 1;
             }
+            if trace_fuel() {
+                // Fuel left at every crossing: the differences between lines
+                // are what the module spent between two host calls.
+                eprintln!("fuel-trace {:?} {}", hook, ctx.get_fuel().unwrap_or(0));
+            }
             Ok(())
         });
         let mut linker: Linker<VmData> = Linker::new(&m.engine);
@@ -909,4 +914,12 @@ fn describe_trap(e: wasmtime::Error) -> String {
         Some(t) => format!("{t}"),
         None => format!("{a:#}"),
     }
+}
+
+/// `PROXY_WASM_HARNESS_TRACE_FUEL=1`: print the fuel left at every call into
+/// and out of the module and every host call (stderr), to see where a
+/// callback spends its instructions. Read once per process.
+fn trace_fuel() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PROXY_WASM_HARNESS_TRACE_FUEL").is_some_and(|v| v == "1"))
 }
