@@ -36,7 +36,7 @@ clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 test: wasm venv
-	cargo test -p scopegate-core -p scopegate-cli -p proxy-wasm-harness -p scopegate-integration -p scopegate-example-auth-server
+	cargo test -p scopegate-core -p scopegate-wasm -p scopegate-cli -p proxy-wasm-harness -p scopegate-integration -p scopegate-example-auth-server
 	filter/scripts/test-core-wasm.sh
 	.venv/bin/python -m pytest -q envoy/tests
 	FUZZ_JOBS=2 filter/scripts/fuzz-smoke.sh 20

@@ -21,9 +21,20 @@ use scopegate_core::{Decision, Policy};
 mod apply;
 mod facts;
 mod introspection;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod mem;
 mod metrics;
 mod remote;
 mod revocation;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod size_classes;
+
+/// Small blocks come from per-size lists in front of dlmalloc (see
+/// [`size_classes`]).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: size_classes::SizeClasses<std::alloc::System> =
+    size_classes::SizeClasses::new(std::alloc::System);
 
 use apply::{Applied, apply, internal_error};
 use facts::{Facts, now_unix_seconds};
