@@ -178,7 +178,7 @@ fn principal_from_claims(policy: &Policy, json: &str) -> Result<Principal, Strin
         subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
         scopes: scopes_from_claims(&claims),
         claims,
-        allowed_by: Default::default(),
+        memo: Default::default(),
     })
 }
 

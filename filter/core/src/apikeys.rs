@@ -78,7 +78,7 @@ impl ApiKeys {
             subject: Some(key.name.clone()),
             scopes: key.scopes.clone(),
             claims,
-            allowed_by: Default::default(),
+            memo: Default::default(),
         })
     }
 }

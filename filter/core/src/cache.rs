@@ -63,20 +63,38 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    // Eight bytes at a time (wasm32 has 64-bit integers, not a vectorised
-    // byte loop), then the rest.
-    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    // 32 bytes per step as four 64-bit words (wasm32 has 64-bit integers,
+    // not a vectorised byte loop), then 8 at a time, then the rest. No early
+    // exit: how long a guess matched a cached token must not show in time.
+    let word = |c: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c.get(..8).unwrap_or(&[0; 8]));
+        u64::from_le_bytes(w)
+    };
+    let (wa, wb) = (a.chunks_exact(32), b.chunks_exact(32));
+    let (ra, rb) = (wa.remainder(), wb.remainder());
+    let mut acc = 0u64;
+    for (x, y) in wa.zip(wb) {
+        let (Some(x), Some(y)) = (x.first_chunk::<32>(), y.first_chunk::<32>()) else {
+            return false;
+        };
+        let (x0, x1) = x.split_at(16);
+        let (y0, y1) = y.split_at(16);
+        acc |= (word(x0) ^ word(y0))
+            | (word(x0.get(8..).unwrap_or(&[])) ^ word(y0.get(8..).unwrap_or(&[])))
+            | (word(x1) ^ word(y1))
+            | (word(x1.get(8..).unwrap_or(&[])) ^ word(y1.get(8..).unwrap_or(&[])));
+    }
+    let (wa, wb) = (ra.chunks_exact(8), rb.chunks_exact(8));
     let tail = wa
         .remainder()
         .iter()
         .zip(wb.remainder())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    let words = wa.zip(wb).fold(0u64, |acc, (x, y)| {
-        let x = u64::from_le_bytes(x.try_into().unwrap_or([0; 8]));
-        let y = u64::from_le_bytes(y.try_into().unwrap_or([0; 8]));
-        acc | (x ^ y)
-    });
-    words == 0 && tail == 0
+    for (x, y) in wa.zip(wb) {
+        acc |= word(x) ^ word(y);
+    }
+    acc == 0 && tail == 0
 }
 
 impl Entry {
@@ -264,7 +282,7 @@ mod tests {
             subject: Some(sub.into()),
             scopes: vec!["svc-a:orders:read".into()],
             claims: serde_json::Map::new(),
-            allowed_by: Default::default(),
+            memo: Default::default(),
         })
     }
 
@@ -311,6 +329,18 @@ mod tests {
             let mut u = t.clone();
             u[i] ^= 1;
             assert!(!same_bytes(&t, &u), "byte {i}");
+        }
+        // Around each step size: every byte, high bit and low bit.
+        for len in [1, 7, 8, 9, 31, 32, 33, 40, 63, 64, 65, 71] {
+            let t: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            assert!(same_bytes(&t, &t.clone()), "len {len}");
+            for i in 0..len {
+                for bit in [0x01, 0x80] {
+                    let mut u = t.clone();
+                    u[i] ^= bit;
+                    assert!(!same_bytes(&t, &u), "len {len} byte {i} bit {bit:#x}");
+                }
+            }
         }
     }
 

@@ -121,10 +121,13 @@ pub struct Policy {
     pub(crate) max_token_bytes: usize,
     /// Every header the filter may write upstream (lower case): always removed
     /// from the inbound request first, so clients cannot spoof them.
-    pub(crate) managed_headers: Vec<String>,
+    pub(crate) managed_headers: Vec<std::sync::Arc<str>>,
     /// Every token location of every provider, without repeats; providers
     /// refer to them by index.
     pub(crate) sources: Vec<TokenSource>,
+    /// For each of `sources`, its header name if it is a header (shared
+    /// with every decision that removes it).
+    pub(crate) source_headers: Vec<Option<std::sync::Arc<str>>>,
     /// Request headers the decision reads (lower case), so the shim fetches
     /// only these.
     pub(crate) wanted_headers: Vec<String>,
@@ -176,7 +179,7 @@ impl Policy {
     pub fn warnings(&self) -> &[ConfigError] {
         &self.warnings
     }
-    pub fn managed_headers(&self) -> &[String] {
+    pub fn managed_headers(&self) -> &[std::sync::Arc<str>] {
         &self.managed_headers
     }
     /// The request headers the decision reads; `:method` and `:path` always.
@@ -313,7 +316,7 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
     if !errors.0.is_empty() {
         return Err(errors.0);
     }
-    let mut managed_headers: Vec<String> = providers
+    let mut managed_headers: Vec<std::sync::Arc<str>> = providers
         .iter()
         .flat_map(|p: &Provider| {
             p.claims_to_headers
@@ -323,7 +326,7 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
         })
         .collect();
     if authz.any_dry_run() {
-        managed_headers.push(crate::rules::DRY_RUN_HEADER.to_owned());
+        managed_headers.push(std::sync::Arc::from(crate::rules::DRY_RUN_HEADER));
     }
     managed_headers.sort();
     managed_headers.dedup();
@@ -342,6 +345,13 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
     if authz.uses_hosts() && !wanted_headers.iter().any(|h| h == ":authority") {
         wanted_headers.push(":authority".to_owned());
     }
+    let source_headers = sources
+        .iter()
+        .map(|s| match s {
+            TokenSource::Header { name, .. } => Some(std::sync::Arc::from(name.as_str())),
+            _ => None,
+        })
+        .collect();
     static COMPILED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     Ok(Policy {
         id: COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -351,6 +361,7 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
         max_token_bytes,
         managed_headers,
         sources,
+        source_headers,
         wanted_headers,
         warnings,
         token_cache_entries,
@@ -667,7 +678,7 @@ fn compile_provider(
                 );
                 None
             } else {
-                Some(lower)
+                Some(std::sync::Arc::from(lower))
             }
         }
     };
@@ -681,7 +692,7 @@ fn compile_provider(
         if !is_header_name(&lower) || lower == "authorization" || lower.starts_with(':') {
             errors.push(path, Problem::InvalidHeaderName(header.clone()));
         } else {
-            claims_to_headers.push((claim.clone(), lower));
+            claims_to_headers.push((claim.clone(), std::sync::Arc::from(lower)));
         }
     }
 

@@ -93,7 +93,7 @@ impl Decision {
 pub struct Allow {
     /// The matched rule (or the default rule); `None` for a CORS preflight
     /// bypass, and in dry-run for a request no rule matched.
-    pub rule: Option<String>,
+    pub rule: Option<Arc<str>>,
     /// The decided reason: [`Reason::Allowed`], [`Reason::Public`],
     /// [`Reason::SuperAdmin`], [`Reason::CorsPreflight`]; in dry-run, the
     /// reason of the denial that was not enforced (see `dry_run`).
@@ -101,9 +101,9 @@ pub struct Allow {
     pub principal: Option<Arc<Principal>>,
     /// Headers to remove before forwarding (lower case): inbound copies of
     /// every header the filter writes, and the token unless forwarded.
-    pub remove_headers: Vec<String>,
+    pub remove_headers: Vec<Arc<str>>,
     /// Headers to set (lower case name, value), after the removals.
-    pub set_headers: Vec<(String, String)>,
+    pub set_headers: Vec<(Arc<str>, Arc<str>)>,
     /// Why a token on a public route was ignored, for the debug log.
     pub ignored_token: Option<Failure>,
     /// Dry-run: the denial that was decided but not enforced.
@@ -127,6 +127,21 @@ pub struct Deny {
     pub detail: String,
     /// The provider that verified (or chose, by `iss`) the token, if any: for per-provider counters.
     pub provider: Option<String>,
+}
+
+impl Allow {
+    /// Whether `name` (lower case) is removed before forwarding.
+    pub fn removes(&self, name: &str) -> bool {
+        self.remove_headers.iter().any(|h| &**h == name)
+    }
+
+    /// The value header `name` (lower case) is set to, if it is.
+    pub fn sets(&self, name: &str) -> Option<&str> {
+        self.set_headers
+            .iter()
+            .find(|(h, _)| &**h == name)
+            .map(|(_, v)| &**v)
+    }
 }
 
 impl<'a> Request<'a> {
@@ -228,10 +243,11 @@ impl Policy {
     }
 
     fn decide_inner(&self, req: &Request<'_>, identity: Identity<'_>) -> Decision {
+
         let deny = |status, reason, rule: Option<&Rule>, detail: String| Deny {
             status,
             reason,
-            rule: rule.map(|r| r.name.clone()),
+            rule: rule.map(|r| r.name.to_string()),
             realm: self.realm.clone(),
             required_scopes: Vec::new(),
             detail,
@@ -249,6 +265,7 @@ impl Policy {
                 return self.settle(req, None, Err(d), None, &[], None);
             }
         };
+
         if self.authz.cors_bypass && is_preflight(req) {
             // Preflights carry no credentials (Fetch standard); a token on one
             // is removed, unverified.
@@ -288,6 +305,7 @@ impl Policy {
             return self.settle(req, None, Err(d), None, &[], None);
         };
 
+
         let mut stale: Option<StaleRevocation> = None;
         let (presented, token) = match identity {
             Identity::Given(p) => (Ok(None), p.map(|p| Ok(Arc::new(p)))),
@@ -317,6 +335,7 @@ impl Policy {
             _ => &[],
         };
         let token = token.map(|t| t.map(|p| self.with_configured_scopes(p)));
+
 
         let decision = match (&rule.access, token) {
             (Access::Public, None) => {
@@ -365,7 +384,7 @@ impl Policy {
     /// [`Authz::evaluate`], remembered on the principal when it allows: a
     /// principal from the token cache is evaluated once per rule.
     fn evaluate(&self, rule_index: usize, rule: &Rule, p: &Principal) -> Verdict {
-        if let Some(super_admin) = p.allowed_by.allowed(self.id, rule_index) {
+        if let Some(super_admin) = p.memo.rules.allowed(self.id, rule_index) {
             return Verdict::Allow(if super_admin {
                 Reason::SuperAdmin
             } else {
@@ -374,7 +393,7 @@ impl Policy {
         }
         let verdict = self.authz.evaluate(rule, p);
         if let Verdict::Allow(reason) = &verdict {
-            p.allowed_by
+            p.memo.rules
                 .remember(self.id, rule_index, *reason == Reason::SuperAdmin);
         }
         verdict
@@ -452,7 +471,7 @@ impl Policy {
                 None => Deny {
                     status: 503,
                     reason: Reason::RevocationUnavailable,
-                    rule: Some(rule.name.clone()),
+                    rule: Some(rule.name.to_string()),
                     realm: self.realm.clone(),
                     required_scopes: Vec::new(),
                     detail: "waiting for the first revocation poll".into(),
@@ -584,8 +603,8 @@ impl Policy {
                 let mut a = self.allow(req, rule, reason, principal, found_at, ignored_token);
                 if dry_run {
                     a.set_headers.push((
-                        DRY_RUN_HEADER.to_owned(),
-                        format!("allow; reason={reason}{}", rule_attr()),
+                        Arc::from(DRY_RUN_HEADER),
+                        Arc::from(format!("allow; reason={reason}{}", rule_attr())),
                     ));
                 }
                 Decision::Allow(a)
@@ -593,13 +612,13 @@ impl Policy {
             Err(d) if dry_run => {
                 let mut a = self.allow(req, rule, d.reason, principal, found_at, ignored_token);
                 a.set_headers.push((
-                    DRY_RUN_HEADER.to_owned(),
-                    format!(
+                    Arc::from(DRY_RUN_HEADER),
+                    Arc::from(format!(
                         "deny; status={}; reason={}{}",
                         d.status,
                         d.reason,
                         rule_attr()
-                    ),
+                    )),
                 ));
                 a.dry_run = Some(Box::new(d));
                 Decision::Allow(a)
@@ -631,7 +650,7 @@ impl Policy {
         let deny = Deny {
             status,
             reason: f.reason,
-            rule: Some(rule.name.clone()),
+            rule: Some(rule.name.to_string()),
             realm: self.realm.clone(),
             required_scopes: Vec::new(),
             detail: f.detail,
@@ -692,9 +711,9 @@ impl Policy {
         found_at: &[usize],
         ignored_token: Option<Failure>,
     ) -> Allow {
-        let mut remove_headers = Vec::with_capacity(self.managed_headers.len() + 2);
+        let mut remove_headers = Vec::with_capacity(self.managed_headers.len() + 1);
         remove_headers.extend_from_slice(&self.managed_headers);
-        let mut set_headers = Vec::with_capacity(4);
+        let mut set_headers: Vec<(Arc<str>, Arc<str>)> = Vec::new();
         let provider = principal
             .as_ref()
             .and_then(|p| self.providers.iter().find(|pr| pr.name == p.provider));
@@ -704,10 +723,18 @@ impl Policy {
             // The path and cookies are copied only when a token came from them.
             let mut path: Option<String> = None;
             let mut cookie: Option<Option<String>> = None;
-            for source in found_at.iter().filter_map(|i| self.sources.get(*i)) {
+            for i in found_at {
+                let (Some(source), header) = (
+                    self.sources.get(*i),
+                    self.source_headers.get(*i).and_then(Option::as_ref),
+                ) else {
+                    continue;
+                };
                 match source {
-                    TokenSource::Header { name, .. } => {
-                        if !remove_headers.contains(name) {
+                    TokenSource::Header { .. } => {
+                        if let Some(name) = header
+                            && !remove_headers.contains(name)
+                        {
                             remove_headers.push(name.clone());
                         }
                     }
@@ -724,26 +751,37 @@ impl Policy {
                 }
             }
             if let Some(path) = path.filter(|p| p != req.path) {
-                set_headers.push((":path".to_owned(), path));
+                set_headers.push((Arc::from(":path"), Arc::from(path)));
             }
             if let Some(cookie) = cookie.filter(|c| c.as_deref() != req.header("cookie")) {
                 match cookie {
-                    Some(c) => set_headers.push(("cookie".to_owned(), c)),
-                    None => remove_headers.push("cookie".to_owned()),
+                    Some(c) => set_headers.push((Arc::from("cookie"), Arc::from(c))),
+                    None => remove_headers.push(Arc::from("cookie")),
                 }
             }
         }
         if let (Some(p), Some(provider)) = (&principal, provider) {
-            for (claim, header) in &provider.claims_to_headers {
-                // A claim of that exact name, else the dotted path into nested objects.
-                let value = p.claims.get(claim).or_else(|| {
-                    ClaimPath::from_json(&serde_json::Value::String(claim.clone()))
-                        .ok()
-                        .and_then(|path| path.get(&p.claims))
+            if !provider.claims_to_headers.is_empty() {
+                // Worked out once per principal: a cached one forwards the same.
+                let forwarded = p.memo.claim_headers(self.id, || {
+                    provider
+                        .claims_to_headers
+                        .iter()
+                        .filter_map(|(claim, header)| {
+                            // A claim of that exact name, else the dotted path
+                            // into nested objects.
+                            let value = p.claims.get(claim).or_else(|| {
+                                ClaimPath::from_json(&serde_json::Value::String(claim.clone()))
+                                    .ok()
+                                    .and_then(|path| path.get(&p.claims))
+                            });
+                            value
+                                .and_then(header_value)
+                                .map(|v| (header.clone(), Arc::from(v)))
+                        })
+                        .collect()
                 });
-                if let Some(value) = value.and_then(header_value) {
-                    set_headers.push((header.clone(), value));
-                }
+                set_headers.extend(forwarded.iter().cloned());
             }
             // The token is looked up again only when its payload is forwarded.
             if let Some(header) = &provider.payload_header
@@ -751,7 +789,7 @@ impl Policy {
                     .presented_token(req)
                     .ok()
                     .flatten()
-                    .and_then(|t| t.token.split('.').nth(1).map(str::to_owned))
+                    .and_then(|t| t.token.split('.').nth(1).map(Arc::from))
             {
                 set_headers.push((header.clone(), payload));
             }

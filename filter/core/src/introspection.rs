@@ -464,7 +464,7 @@ pub fn principal(
         subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
         scopes: scopes_from_claims(claims),
         claims: claims.clone(),
-        allowed_by: Default::default(),
+        memo: Default::default(),
     })
 }
 

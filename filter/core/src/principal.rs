@@ -15,9 +15,61 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// Every claim of the token's payload (for forwarding and claim conditions).
     pub claims: Map<String, Value>,
-    /// Rules that already allowed this principal (internal; start with
-    /// `Default::default()`).
-    pub allowed_by: RuleMemo,
+    /// What was already worked out for this principal (internal; start
+    /// with `Default::default()`).
+    pub memo: Memo,
+}
+
+/// Work done once per principal and reused while it is served from the
+/// verified-token cache: which rules allowed it, and the claim headers it
+/// forwards. Both depend only on the principal and the compiled policy, and
+/// both are bound to one policy (its compile id). Not part of the
+/// principal's value: equality ignores it and a clone starts empty.
+#[derive(Default, Clone, PartialEq)]
+pub struct Memo {
+    pub(crate) rules: RuleMemo,
+    forwarded: Forwarded,
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
+}
+
+/// `claims_to_headers` of the principal's provider: (header, value).
+pub(crate) type ClaimHeaders = std::sync::Arc<[(std::sync::Arc<str>, std::sync::Arc<str>)]>;
+
+#[derive(Default)]
+struct Forwarded(std::sync::OnceLock<(u64, ClaimHeaders)>);
+
+impl Clone for Forwarded {
+    fn clone(&self) -> Self {
+        Forwarded::default()
+    }
+}
+
+impl PartialEq for Forwarded {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Memo {
+    /// The claim headers computed under policy `policy`, computing them
+    /// with `make` the first time. A principal first seen by another policy
+    /// gets them computed on every call.
+    pub(crate) fn claim_headers(&self, policy: u64, make: impl FnOnce() -> ClaimHeaders) -> ClaimHeaders {
+        if let Some((id, h)) = self.forwarded.0.get() {
+            if *id == policy {
+                return h.clone();
+            }
+            return make();
+        }
+        let h = make();
+        let _ = self.forwarded.0.set((policy, h.clone()));
+        h
+    }
 }
 
 /// Which rules of which compiled policy already allowed a principal, so that
@@ -303,7 +355,7 @@ mod tests {
             subject: None,
             scopes: Vec::new(),
             claims: claims.as_object().unwrap().clone(),
-            allowed_by: Default::default(),
+            memo: Default::default(),
         }
     }
 

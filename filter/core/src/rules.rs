@@ -169,7 +169,7 @@ impl fmt::Display for ClaimCondition {
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub(crate) name: String,
+    pub(crate) name: std::sync::Arc<str>,
     pub(crate) path: PathMatch,
     /// Upper-case method names; empty = any method.
     pub(crate) methods: Vec<String>,
@@ -709,7 +709,7 @@ fn compile_rule(
     }
     let (path, methods, hosts, route_names) = matcher?;
     Some(Rule {
-        name: r.name.clone(),
+        name: std::sync::Arc::from(r.name.as_str()),
         path,
         methods,
         hosts,
@@ -752,7 +752,7 @@ fn compile_default(
         return None;
     }
     Some(Rule {
-        name: name.to_owned(),
+        name: std::sync::Arc::from(name),
         path: PathMatch::Prefix(String::new()),
         methods: Vec::new(),
         hosts: Vec::new(),
@@ -1359,7 +1359,7 @@ fn shadow_check(
             if let Some((i, a)) = earlier.iter().find(|(_, a)| a.methods.is_empty()) {
                 sink.rule_error(
                     at,
-                    RuleProblem::Shadowed(vec![(cfg_index(*i), a.name.clone())]),
+                    RuleProblem::Shadowed(vec![(cfg_index(*i), a.name.to_string())]),
                 );
             }
             continue;
@@ -1372,7 +1372,7 @@ fn shadow_check(
                 .find(|(_, a)| a.methods.is_empty() || a.methods.contains(m))
             {
                 dead.push(m.clone());
-                let r = (cfg_index(*i), a.name.clone());
+                let r = (cfg_index(*i), a.name.to_string());
                 if !by.contains(&r) {
                     by.push(r);
                 }
@@ -1394,7 +1394,7 @@ fn shadow_check(
     {
         sink.warn(
             "default_rule",
-            RuleProblem::DefaultUnreachable(cfg_index(i), r.name.clone()),
+            RuleProblem::DefaultUnreachable(cfg_index(i), r.name.to_string()),
         );
     }
 }

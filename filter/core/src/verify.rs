@@ -32,9 +32,9 @@ pub struct Provider {
     pub(crate) max_token_bytes: usize,
     pub(crate) keys: Vec<Key>,
     /// (claim name or dotted path, header name), header names lower-case.
-    pub(crate) claims_to_headers: Vec<(String, String)>,
+    pub(crate) claims_to_headers: Vec<(String, std::sync::Arc<str>)>,
     /// Header carrying the token's payload segment (base64url of its JSON).
-    pub(crate) payload_header: Option<String>,
+    pub(crate) payload_header: Option<std::sync::Arc<str>>,
     pub(crate) forward_token: bool,
     /// Indices into the policy's token sources.
     pub(crate) sources: Vec<usize>,
@@ -66,7 +66,7 @@ impl Provider {
     pub fn forward_token(&self) -> bool {
         self.forward_token
     }
-    pub fn claims_to_headers(&self) -> &[(String, String)] {
+    pub fn claims_to_headers(&self) -> &[(String, std::sync::Arc<str>)] {
         &self.claims_to_headers
     }
     pub fn remote(&self) -> Option<&crate::jwks::RemoteJwks> {
@@ -451,7 +451,7 @@ fn check_provider(
         subject,
         scopes: scopes_from_claims(&custom),
         claims: custom,
-        allowed_by: Default::default(),
+        memo: Default::default(),
     })
 }
 

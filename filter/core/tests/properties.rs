@@ -238,7 +238,7 @@ proptest! {
             subject: None,
             scopes: vec![granted.clone()],
             claims,
-            allowed_by: Default::default(),
+            memo: Default::default(),
         };
         let grants = GrantConfig::default().grants(&principal);
         let within = required.strip_prefix(&format!("{prefix}:")).is_some_and(|rest| !rest.is_empty());
