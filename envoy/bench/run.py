@@ -49,6 +49,8 @@ RELEASE = ROOT / "target" / "wasm32-unknown-unknown" / "release"
 SCOPEGATE_WASM = RELEASE / "scopegate.wasm"
 EMPTY_WASM = RELEASE / "fixture_empty_filter.wasm"
 PROBE_WASM = RELEASE / "fixture_cost_probe.wasm"
+# `--compare-wasm`: another scopegate.wasm measured in the same run.
+COMPARE_WASM: Path | None = None
 ISS, AUD, SCOPE = "https://auth.bench", "svc-a", "svc-a:orders:read"
 PATH = "/orders/7"
 NOW = int(time.time())
@@ -133,13 +135,13 @@ def wasm_filter(name: str, path: Path, config: str) -> dict:
                    "fail_open": False}}}
 
 
-def scopegate_filter(keys: Keys) -> dict:
+def scopegate_filter(keys: Keys, wasm: Path | None = None) -> dict:
     cfg = {"realm": "svc-a",
            "providers": [{"name": "main", "issuer": ISS, "audiences": [AUD], "jwks": keys.jwks(ALL_ALGS)}],
            "rules": [{"name": "healthz", "match": {"exact": "/healthz"}, "require": "public"},
                      {"name": "orders-read", "match": {"prefix": "/orders", "methods": ["GET"]},
                       "require": {"all_of": [SCOPE]}}]}
-    return wasm_filter("scopegate", SCOPEGATE_WASM, json.dumps(cfg))
+    return wasm_filter("scopegate", wasm or SCOPEGATE_WASM, json.dumps(cfg))
 
 
 def native_filters(keys: Keys, alg: str, cache: bool) -> list[dict]:
@@ -313,6 +315,13 @@ def scenarios(keys: Keys, n_tokens: int):
     yield "scopegate deny: insufficient scope", [sg], [low], 403, None
     yield "native RS256 deny: bad signature", native_filters(keys, "RS256", False), [bad], 401, None
     yield "native RS256 deny: insufficient scope", native_filters(keys, "RS256", False), [low], 403, None
+    if COMPARE_WASM:
+        # Another build of scopegate (`--compare-wasm`), same scenarios as above.
+        other = scopegate_filter(keys, COMPARE_WASM)
+        yield "other build: RS256 repeated token", [other], [one["RS256"]], 200, "scopegate RS256 repeated token"
+        for alg in ALL_ALGS:
+            yield f"other build: {alg} distinct", [other], keys.distinct(alg, n_tokens), 200, f"scopegate {alg} distinct"
+        yield "other build: deny: no token", [other], ["-"], 401, "scopegate deny: no token"
 
 
 # What scopegate does per request on a cache hit with the benchmark's config
@@ -373,9 +382,18 @@ def main() -> int:
     ap.add_argument("--load-cpu", type=int, default=1)
     ap.add_argument("--only", default="", help="regex: run only matching scenarios")
     ap.add_argument("--json", default="", help="also write the results here")
+    ap.add_argument("--compare-wasm", default="",
+                    help="also run the scopegate scenarios with this other build of scopegate.wasm (A/B in one "
+                         "run; its rows' ratios are against the current build's)")
     ap.add_argument("--probe", action="store_true",
                     help="instead of the comparison, price each kind of host call with the cost-probe filter")
     args = ap.parse_args()
+    global COMPARE_WASM
+    if args.compare_wasm:
+        COMPARE_WASM = Path(args.compare_wasm).resolve()
+        if not COMPARE_WASM.exists():
+            print(f"bench: {COMPARE_WASM} is missing", file=sys.stderr)
+            return 2
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
             print(f"bench: {tool} is missing (apt-get install -y {'wrk' if tool == 'wrk' else 'util-linux'})",
