@@ -43,12 +43,16 @@ pub(crate) struct Key<'a> {
     hash: u64,
     token: &'a str,
     sources: &'a [usize],
+    /// The compiled policy (its id) the principal was made under: its
+    /// scopes are that policy's reading of the claims.
+    policy: u64,
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
     token: Box<str>,
     sources: Box<[usize]>,
+    policy: u64,
     principal: Arc<Principal>,
     provider: usize,
     epoch: u64,
@@ -99,7 +103,9 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 
 impl Entry {
     fn holds(&self, key: &Key<'_>) -> bool {
-        same_bytes(self.token.as_bytes(), key.token.as_bytes()) && *self.sources == *key.sources
+        self.policy == key.policy
+            && same_bytes(self.token.as_bytes(), key.token.as_bytes())
+            && *self.sources == *key.sources
     }
 }
 
@@ -159,7 +165,7 @@ impl TokenCache {
         (self.hits, self.misses)
     }
 
-    pub(crate) fn key<'a>(token: &'a str, sources: &'a [usize]) -> Key<'a> {
+    pub(crate) fn key<'a>(token: &'a str, sources: &'a [usize], policy: u64) -> Key<'a> {
         // A multiplicative hash of the token's length, its last 32 bytes
         // (its signature's end, which differs between any two tokens an
         // issuer signs) and the places: only an index, see the module doc.
@@ -183,6 +189,7 @@ impl TokenCache {
             hash: h,
             token,
             sources,
+            policy,
         }
     }
 
@@ -247,6 +254,7 @@ impl TokenCache {
                 Entry {
                     token: key.token.into(),
                     sources: key.sources.into(),
+                    policy: key.policy,
                     principal,
                     provider,
                     epoch,
@@ -289,7 +297,7 @@ mod tests {
     #[test]
     fn a_token_sharing_a_hash_with_a_cached_one_is_a_miss_and_leaves_it() {
         let mut c = TokenCache::new(8);
-        let alice = TokenCache::key("aaa.bbb.ccc", &[0]);
+        let alice = TokenCache::key("aaa.bbb.ccc", &[0], 1);
         c.put(&alice, principal("alice"), 0, 0, 0, 100);
         // Forged: the same 64-bit hash, another token (or the same token
         // found elsewhere). The comparison decides, never the hash.
@@ -308,12 +316,19 @@ mod tests {
     #[test]
     fn hits_share_the_cached_principal_and_stale_entries_go() {
         let mut c = TokenCache::new(8);
-        let k = TokenCache::key("t.o.k", &[0]);
+        let k = TokenCache::key("t.o.k", &[0], 1);
         let p = principal("bob");
         c.put(&k, Arc::clone(&p), 0, 7, 10, 20);
         assert!(Arc::ptr_eq(&c.get(&k, 15, |_| 7).unwrap(), &p), "no copy per hit");
         assert!(c.get(&k, 15, |_| 8).is_none(), "another key epoch");
         assert_eq!(c.len(), 0, "dropped once stale");
+        // An entry made under another compiled policy is not served, and
+        // stays for its own policy.
+        c.put(&k, Arc::clone(&p), 0, 7, 10, 20);
+        let other_policy = TokenCache::key("t.o.k", &[0], 2);
+        assert!(c.get(&other_policy, 15, |_| 7).is_none(), "another policy's entry");
+        assert_eq!(c.len(), 1);
+        assert!(c.get(&k, 15, |_| 7).is_some());
     }
 
     #[test]
@@ -350,14 +365,14 @@ mod tests {
         // there collide, and the comparison still tells them apart.
         let tail = "x".repeat(32);
         let (a, b) = (format!("aaaa.b.{tail}"), format!("bbbb.b.{tail}"));
-        let (ka, kb) = (TokenCache::key(&a, &[0]), TokenCache::key(&b, &[0]));
+        let (ka, kb) = (TokenCache::key(&a, &[0], 1), TokenCache::key(&b, &[0], 1));
         assert_eq!(ka.hash, kb.hash);
         let mut c = TokenCache::new(8);
         c.put(&ka, principal("alice"), 0, 7, 10, 20);
         assert!(c.get(&kb, 15, |_| 7).is_none(), "another token's entry");
         assert_eq!(c.get(&ka, 15, |_| 7).unwrap().subject.as_deref(), Some("alice"));
         // A different length or place is another slot.
-        assert_ne!(TokenCache::key(&format!("a{a}"), &[0]).hash, ka.hash);
-        assert_ne!(TokenCache::key(&a, &[1]).hash, ka.hash);
+        assert_ne!(TokenCache::key(&format!("a{a}"), &[0], 1).hash, ka.hash);
+        assert_ne!(TokenCache::key(&a, &[1], 1).hash, ka.hash);
     }
 }

@@ -305,10 +305,12 @@ impl Policy {
             return self.settle(req, None, Err(d), None, &[], None);
         };
 
-
         let mut stale: Option<StaleRevocation> = None;
         let (presented, token) = match identity {
-            Identity::Given(p) => (Ok(None), p.map(|p| Ok(Arc::new(p)))),
+            Identity::Given(p) => (
+                Ok(None),
+                p.map(|p| Ok(self.with_configured_scopes(Arc::new(p)))),
+            ),
             Identity::FromRequest(keys) => {
                 let presented = self.presented_token(req);
                 let token = match &presented {
@@ -334,8 +336,6 @@ impl Policy {
             Ok(Some(p)) => &p.sources,
             _ => &[],
         };
-        let token = token.map(|t| t.map(|p| self.with_configured_scopes(p)));
-
 
         let decision = match (&rule.access, token) {
             (Access::Public, None) => {
@@ -512,16 +512,17 @@ impl Policy {
                         serde_json::Value::from(principal.scopes.clone()),
                     );
                 }
-                Arc::new(principal)
+                self.with_configured_scopes(Arc::new(principal))
             });
         }
         if let Some(result) =
             crate::introspection::resolve(&self.providers, &p.sources, &p.token, now, keys)
         {
-            return result.map(Arc::new);
+            return result.map(|p| self.with_configured_scopes(Arc::new(p)));
         }
         let cache = keys.token_cache();
-        let key = cache.map(|_| TokenCache::key(&p.token, &p.sources));
+        // A cached principal already has this policy's scopes.
+        let key = cache.map(|_| TokenCache::key(&p.token, &p.sources, self.id));
         if let (Some(cache), Some(key)) = (cache, &key)
             && let Ok(mut c) = cache.try_borrow_mut()
             && let Some(principal) = c.get(key, now, |i| keys.epoch(i))
@@ -536,7 +537,7 @@ impl Policy {
             self.max_token_bytes,
             keys,
         )
-        .map(Arc::new);
+        .map(|p| self.with_configured_scopes(Arc::new(p)));
         if let (Ok(principal), Some(cache), Some(key)) = (&result, cache, key)
             && let Some((index, provider)) = self
                 .providers

@@ -193,9 +193,37 @@ fn a_cached_principal_is_evaluated_again_per_rule_and_per_policy() {
     let mut rules = default_rules();
     rules[1]["require"] = json!({"all_of": ["svc-a:orders:read", "svc-a:orders:audit"]});
     let strict = scopegate_core::compile_json(config(rules).to_string().as_bytes()).unwrap();
+    let misses = k.cache.borrow().stats().1;
     let d = decide(&strict, &k, &t, NOW + 4);
     assert_eq!(d.reason(), Reason::InsufficientScope, "{d:?}");
-    assert!(k.cache.borrow().stats().0 >= 3, "served from the cache, evaluated anew");
+    assert_eq!(
+        k.cache.borrow().stats().1,
+        misses + 1,
+        "another policy's principal is not served: verified and evaluated anew"
+    );
     // And the first policy still allows from its memo.
     assert!(allowed(&decide(&open, &k, &t, NOW + 5)));
+}
+
+#[test]
+fn a_cached_principal_carries_the_policys_scope_claim_reading() {
+    // With `scope_claim`, the principal's scopes come from that claim; the
+    // cached principal already holds them, so a hit is the same shared
+    // principal (not a copy with scopes read again).
+    let mut cfg = config(default_rules());
+    cfg["scope_claim"] = json!("realm_access.scopes");
+    let p = scopegate_core::compile_json(cfg.to_string().as_bytes()).unwrap();
+    let k = WithCache::new(16);
+    let mut c = claims("svc-a:orders:write");
+    c.insert("realm_access".into(), json!({"scopes": ["svc-a:orders:read"]}));
+    let t = sign("RS256", Some("rsa-1"), &c);
+    let first = decide(&p, &k, &t, NOW);
+    let second = decide(&p, &k, &t, NOW + 1);
+    assert_eq!(k.cache.borrow().stats(), (1, 1));
+    let (Decision::Allow(a), Decision::Allow(b)) = (&first, &second) else {
+        panic!("refused: {first:?} / {second:?}")
+    };
+    let (pa, pb) = (a.principal.as_ref().unwrap(), b.principal.as_ref().unwrap());
+    assert_eq!(pa.scopes, ["svc-a:orders:read"], "read from scope_claim, not `scope`");
+    assert!(std::sync::Arc::ptr_eq(pa, pb), "the cached principal itself");
 }
