@@ -354,6 +354,10 @@ def probe_scenarios(keys: Keys, n_tokens: int):
     yield "probe: 10x remove (absent)", probe("get authorization", *["remove x-absent"] * 10), token, 200, None
     yield "probe: reply 401", probe("get authorization", "reply 401"), token, 401, None
     yield "probe: scopegate's hit calls", probe(*SCOPEGATE_HIT_CALLS), token, 200, None
+    # The three header reads as one call (a single copy-in of every header).
+    yield "probe: get :method, :path, authorization", probe("get :method", "get :path", "get authorization"), \
+        token, 200, None
+    yield "probe: pairs (all headers, one call)", probe("pairs"), token, 200, None
     yield "scopegate RS256 repeated token", [scopegate_filter(keys)], token, 200, None
     yield "scopegate deny: no token", [scopegate_filter(keys)], ["-"], 401, None
     yield "empty wasm filter (again)", [empty], token, 200, None
