@@ -16,15 +16,7 @@ fn run(path: &str, requests: usize) {
     let vm = scopegate_integration::fuel::bench_vm(&host, &config(default_rules()));
     let t = format!("Bearer {}", sign("RS256", Some("rsa-1"), &claims("svc-a:orders:read")));
     for i in 0..requests {
-        let headers = [
-            (":method", "GET"),
-            (":path", path),
-            (":authority", "svc-a"),
-            (":scheme", "http"),
-            ("user-agent", "bench/1.0"),
-            ("accept", "*/*"),
-            ("authorization", t.as_str()),
-        ];
+        let headers = scopegate_integration::fuel::request_headers(path, Some(&t));
         if i + 1 == requests {
             eprintln!("fuel-trace measured");
         }

@@ -156,7 +156,9 @@ fn plan(name: &str, requests: usize) -> Plan {
 /// Requests before measuring: fill the token cache, grow the heap.
 pub const WARMUP: usize = 3;
 
-fn one(vm: &Vm, path: &str, auth: Option<&str>) -> (Outcome, u64, u64, Duration) {
+/// A scenario's request headers: `GET path` with a browser-like set of
+/// headers and, if given, `authorization: auth`.
+pub fn request_headers<'a>(path: &'a str, auth: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
     let mut headers = vec![
         (":method", "GET"),
         (":path", path),
@@ -169,6 +171,11 @@ fn one(vm: &Vm, path: &str, auth: Option<&str>) -> (Outcome, u64, u64, Duration)
     if let Some(a) = auth {
         headers.push(("authorization", a));
     }
+    headers
+}
+
+fn one(vm: &Vm, path: &str, auth: Option<&str>) -> (Outcome, u64, u64, Duration) {
+    let headers = request_headers(path, auth);
     let t0 = Instant::now();
     let mut s = vm.http_stream();
     let out = s.request_headers(&headers, true);
