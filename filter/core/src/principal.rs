@@ -25,10 +25,22 @@ pub struct Principal {
 /// forwards. Both depend only on the principal and the compiled policy, and
 /// both are bound to one policy (its compile id). Not part of the
 /// principal's value: equality ignores it and a clone starts empty.
-#[derive(Default, Clone, PartialEq)]
+#[derive(Default)]
 pub struct Memo {
     pub(crate) rules: RuleMemo,
-    forwarded: Forwarded,
+    forwarded: std::sync::OnceLock<(u64, ClaimHeaders)>,
+}
+
+impl Clone for Memo {
+    fn clone(&self) -> Self {
+        Memo::default()
+    }
+}
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl std::fmt::Debug for Memo {
@@ -40,34 +52,19 @@ impl std::fmt::Debug for Memo {
 /// `claims_to_headers` of the principal's provider: (header, value).
 pub(crate) type ClaimHeaders = std::sync::Arc<[(std::sync::Arc<str>, std::sync::Arc<str>)]>;
 
-#[derive(Default)]
-struct Forwarded(std::sync::OnceLock<(u64, ClaimHeaders)>);
-
-impl Clone for Forwarded {
-    fn clone(&self) -> Self {
-        Forwarded::default()
-    }
-}
-
-impl PartialEq for Forwarded {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
 impl Memo {
     /// The claim headers computed under policy `policy`, computing them
     /// with `make` the first time. A principal first seen by another policy
     /// gets them computed on every call.
     pub(crate) fn claim_headers(&self, policy: u64, make: impl FnOnce() -> ClaimHeaders) -> ClaimHeaders {
-        if let Some((id, h)) = self.forwarded.0.get() {
+        if let Some((id, h)) = self.forwarded.get() {
             if *id == policy {
                 return h.clone();
             }
             return make();
         }
         let h = make();
-        let _ = self.forwarded.0.set((policy, h.clone()));
+        let _ = self.forwarded.set((policy, h.clone()));
         h
     }
 }
@@ -118,23 +115,6 @@ impl RuleMemo {
     }
 }
 
-impl Clone for RuleMemo {
-    fn clone(&self) -> Self {
-        RuleMemo::default()
-    }
-}
-
-impl PartialEq for RuleMemo {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl std::fmt::Debug for RuleMemo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RuleMemo")
-    }
-}
 
 impl Principal {
     pub fn has_scope(&self, scope: &str) -> bool {
@@ -345,6 +325,7 @@ mod tests {
     // On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
     // (filter/scripts/test-core-wasm.sh).
     use serde_json::json;
+    use std::sync::Arc;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -384,10 +365,18 @@ mod tests {
         // Rule indexes beyond the packing are never remembered.
         m.remember(1, 1 << 31, false);
         assert_eq!(m.allowed(1, 1 << 31), None);
-        // Not part of the principal's value.
-        let cloned = m.clone();
-        assert_eq!(cloned.allowed(2, 3), None);
-        assert!(cloned == m);
+        // Not part of the principal's value: a principal's memo (rules and
+        // claim headers) starts empty in a clone, and equality ignores it.
+        let memo = Memo {
+            rules: m,
+            ..Memo::default()
+        };
+        let headers: ClaimHeaders = vec![(Arc::from("x-sub"), Arc::from("alice"))].into();
+        assert_eq!(memo.claim_headers(2, || headers.clone()), headers);
+        let cloned = memo.clone();
+        assert_eq!(cloned.rules.allowed(2, 3), None);
+        assert!(cloned.forwarded.get().is_none());
+        assert!(cloned == memo);
     }
 
     fn grants_of(scopes: &[&str]) -> Grants {

@@ -12,10 +12,10 @@
 /// # Safety
 /// `a` and `b` are valid for reads of `n` bytes.
 pub unsafe fn compare(a: *const u8, b: *const u8, n: usize) -> i32 {
-    let mut i = 0;
     if n >= 8 {
         // Whole words, then one last word ending at byte n (it overlaps
         // bytes already found equal, so its first difference is the first).
+        let mut i = 0;
         while i + 8 <= n {
             // SAFETY: i + 8 <= n.
             let (x, y) = unsafe { (load64(a, i), load64(b, i)) };
@@ -40,32 +40,12 @@ pub unsafe fn compare(a: *const u8, b: *const u8, n: usize) -> i32 {
         let (x, y) = unsafe { (load32(a, n - 4), load32(b, n - 4)) };
         return if x == y { 0 } else { order32(x, y) };
     }
-    while i + 8 <= n {
-        // SAFETY: i + 8 <= n, so both 8-byte reads are in bounds.
-        let (x, y) = unsafe {
-            (
-                a.add(i).cast::<u64>().read_unaligned(),
-                b.add(i).cast::<u64>().read_unaligned(),
-            )
-        };
-        if x != y {
-            // Byte order is memory order: big-endian values compare like
-            // the bytes do.
-            return if u64::from_be_bytes(x.to_ne_bytes()) < u64::from_be_bytes(y.to_ne_bytes()) {
-                -1
-            } else {
-                1
-            };
-        }
-        i += 8;
-    }
-    while i < n {
+    for i in 0..n {
         // SAFETY: i < n.
         let (x, y) = unsafe { (*a.add(i), *b.add(i)) };
         if x != y {
             return i32::from(x) - i32::from(y);
         }
-        i += 1;
     }
     0
 }
@@ -75,43 +55,29 @@ pub unsafe fn compare(a: *const u8, b: *const u8, n: usize) -> i32 {
 /// # Safety
 /// `a` and `b` are valid for reads of `n` bytes.
 pub unsafe fn differ(a: *const u8, b: *const u8, n: usize) -> i32 {
-    let mut i = 0;
-    if (4..8).contains(&n) {
+    if n >= 8 {
+        // Whole words, then one last (overlapping) word ending at byte n.
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: i + 8 <= n.
+            if unsafe { load64(a, i) != load64(b, i) } {
+                return 1;
+            }
+            i += 8;
+        }
+        // SAFETY: n >= 8.
+        return i32::from(i < n && unsafe { load64(a, n - 8) != load64(b, n - 8) });
+    }
+    if n >= 4 {
         // SAFETY: 4 <= n < 8: bytes 0..4 and n-4..n are in bounds.
         let (x, y) = unsafe { (load32(a, 0) ^ load32(b, 0), load32(a, n - 4) ^ load32(b, n - 4)) };
         return i32::from(x | y != 0);
     }
-    while i + 8 <= n {
-        // SAFETY: i + 8 <= n.
-        let (x, y) = unsafe {
-            (
-                a.add(i).cast::<u64>().read_unaligned(),
-                b.add(i).cast::<u64>().read_unaligned(),
-            )
-        };
-        if x != y {
-            return 1;
-        }
-        i += 8;
-    }
-    // The last 1..=7 bytes: one more (overlapping) word when there were at
-    // least 8, else byte by byte.
-    if i < n && n >= 8 {
-        // SAFETY: n >= 8, so the read of bytes n-8..n is in bounds.
-        let (x, y) = unsafe {
-            (
-                a.add(n - 8).cast::<u64>().read_unaligned(),
-                b.add(n - 8).cast::<u64>().read_unaligned(),
-            )
-        };
-        return i32::from(x != y);
-    }
-    while i < n {
+    for i in 0..n {
         // SAFETY: i < n.
         if unsafe { *a.add(i) != *b.add(i) } {
             return 1;
         }
-        i += 1;
     }
     0
 }
