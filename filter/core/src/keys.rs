@@ -159,7 +159,8 @@ pub enum KeyMaterial {
     P256(EcKey<p256::NistP256>),
     P384(EcKey<p384::NistP384>),
     P521(EcKey<p521::NistP521>),
-    Ed25519(ed25519_dalek::VerifyingKey),
+    /// With its lazily built fixed-base table (`crate::ed_fast`).
+    Ed25519(crate::ed_fast::EdKey),
     Hmac(HmacSecret),
 }
 
@@ -394,10 +395,10 @@ pub fn key_from_jwk(jwk: &Value) -> Result<Key, KeyError> {
                 }
                 KeyMaterial::Rsa(key)
             } else {
-                KeyMaterial::Ed25519(
+                ed_material(
                     ed25519_dalek::VerifyingKey::try_from(&parsed)
                         .map_err(|e| KeyError::Invalid(e.to_string()))?,
-                )
+                )?
             }
         }
         "oct" => {
@@ -464,6 +465,18 @@ fn ec_material(crv: &str, x: &[u8], y: &[u8]) -> Result<KeyMaterial, KeyError> {
     })
 }
 
+/// An Ed25519 public key, refused if it is of small order (a "weak" key:
+/// one of the eight points of order dividing 8, for which signatures can be
+/// forged without any private key, since `[k]A` takes at most eight values).
+fn ed_material(key: ed25519_dalek::VerifyingKey) -> Result<KeyMaterial, KeyError> {
+    if key.is_weak() {
+        return Err(KeyError::Invalid(
+            "Ed25519 public key of small order (a weak key: signatures could be forged)".into(),
+        ));
+    }
+    Ok(KeyMaterial::Ed25519(key.into()))
+}
+
 /// A key from a PEM `PUBLIC KEY` (SubjectPublicKeyInfo): RSA, EC P-256,
 /// P-384, P-521 or Ed25519. `alg`, if given, restricts it to that algorithm.
 pub fn key_from_pem(kid: Option<String>, pem: &str, alg: Option<&str>) -> Result<Key, KeyError> {
@@ -489,7 +502,7 @@ pub fn key_from_pem(kid: Option<String>, pem: &str, alg: Option<&str>) -> Result
                 .as_affine(),
         ))
     } else if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
-        KeyMaterial::Ed25519(k)
+        ed_material(k)?
     } else {
         return Err(KeyError::Invalid(
             "not a PEM public key (SubjectPublicKeyInfo) of type RSA, EC P-256/384/521 or Ed25519"
@@ -732,5 +745,22 @@ mod tests {
             key_from_jwk(&doc).unwrap_err(),
             KeyError::Invalid(_)
         ));
+    }
+
+    #[test]
+    fn ed25519_keys_of_small_order_are_refused() {
+        // The identity (y = 1), the point of order 2 (y = p - 1) and one of
+        // order 4 (y = 0): each would accept forged signatures.
+        for y in [
+            "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "7P_______________________________________38",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            let err = key_from_jwk(&json!({"kty": "OKP", "crv": "Ed25519", "x": y})).unwrap_err();
+            assert!(err.to_string().contains("small order"), "{y}: {err}");
+        }
+        // A key of the prime-order subgroup loads.
+        let ok = json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        assert!(key_from_jwk(&ok).is_ok());
     }
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod decide;
 pub mod ec_fast;
 pub mod ecdsa_ext;
+pub mod ed_fast;
 pub mod introspection;
 pub mod json_guard;
 pub mod jwks;

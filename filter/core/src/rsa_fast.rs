@@ -5,10 +5,10 @@
 //! Montgomery parameters of the modulus (a 2k-bit division) and allocates
 //! big integers on every signature: in wasm32 that is ~15 M instructions per
 //! RS256 token. Here an [`RsaVerifier`] holds the modulus's Montgomery
-//! parameters (for crypto-bigint's fixed-size 2048-, 3072- or 4096-bit
-//! integers, the width chosen by the modulus length), so a verification is only
-//! `s^e mod n` as Montgomery squarings and multiplications (for e = 65537: 16
-//! squarings and one multiplication) plus the padding check.
+//! parameters (in words of the target: 32 bits in wasm32, 64 natively, as
+//! many as the modulus needs), so a verification is only `s^e mod n` as
+//! Montgomery squarings and multiplications (for e = 65537: 16 squarings and
+//! one multiplication; [`Mont::mul`]) plus the padding check.
 //!
 //! The padding checks follow RFC 8017 with the JWA rules (RFC 7518 §3.3, §3.5):
 //!
@@ -32,20 +32,14 @@
 //! Keys are checked at load exactly as the `rsa` 0.9.10 crate checks them (it
 //! is no longer linked into scopegate.wasm; the tests verify against it):
 //! at most 4096 bits, an odd modulus, an odd exponent with 2 <= e < 2^33 and
-//! e < n, so every key has a fixed-width Montgomery engine.
+//! e < n, so every key has Montgomery parameters.
 
 use std::borrow::Cow;
 
-use crypto_bigint::modular::montgomery_reduction;
-use crypto_bigint::{Limb, U2048, U3072, U4096, Uint};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use crate::ecdsa_ext::VerifyOnly;
-
-const L2048: usize = U2048::LIMBS;
-const L3072: usize = U3072::LIMBS;
-const L4096: usize = U4096::LIMBS;
 
 /// The SHA-2 function of an RS*/PS* algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,89 +87,320 @@ pub enum RsaPadding {
     Pss,
 }
 
-/// Montgomery parameters of one modulus in a fixed width of `L` limbs
-/// (R = 2^(L * limb bits)), for crypto-bigint's `mul_wide` / `square_wide` and
-/// `montgomery_reduction` (HAC 14.32).
+/// The Montgomery arithmetic's limb: the target's word, with products in the
+/// double word. wasm32 has a 32 x 32 -> 64-bit multiply (`i64.mul` of two
+/// zero-extended words) but no 64 x 64 -> 128-bit one, so there the limbs are
+/// 32 bits; natively 64.
+#[cfg(target_pointer_width = "64")]
+type Word = u64;
+#[cfg(target_pointer_width = "64")]
+type Wide = u128;
+#[cfg(not(target_pointer_width = "64"))]
+type Word = u32;
+#[cfg(not(target_pointer_width = "64"))]
+type Wide = u64;
+const WORD_BITS: u32 = Word::BITS;
+const WORD_BYTES: usize = (Word::BITS / 8) as usize;
+
+/// Montgomery parameters of one modulus `n` of `L` words (R = 2^(L * word
+/// bits)), for [`Mont::mul`]: the coarsely integrated operand scanning
+/// (CIOS) Montgomery multiplication (Koç, Acar, Kaliski, "Analyzing and
+/// comparing Montgomery multiplication algorithms", 1996), its two inner
+/// loops (the product row and the reduction row) fused into one pass.
+///
+/// crypto-bigint's fixed-width `mul_wide` + `montgomery_reduction`, which this
+/// replaces, spent about 30 wasm instructions per word product; the fused
+/// loop spends about half as many per product and does two products per
+/// turn, with the operands' words loaded once. Everything here is public
+/// (modulus, signature), so nothing needs to be constant-time.
 ///
 /// crypto-bigint's own `DynResidueParams::new` computes R mod n, R^2 mod n and
 /// R^3 mod n by bit-serial division: in wasm32 ~40 M instructions per key,
 /// more than a hundred verifications. Here R^2 mod n is a word-wise long
 /// division ([`pow2_mod`], ~100 k instructions).
 #[derive(Clone)]
-struct Mont<const L: usize> {
-    n: Uint<L>,
-    /// R^2 mod n: `mont(x) = reduce(x * r2)`.
-    r2: Uint<L>,
-    /// -n^-1 mod 2^(limb bits).
-    n_neg_inv: Limb,
+struct Mont {
+    /// The modulus, little-endian words, the last one non-zero.
+    n: Vec<Word>,
+    /// R^2 mod n: `mont(x) = mul(x, r2)`.
+    r2: Vec<Word>,
+    /// -n^-1 mod 2^(word bits).
+    n_neg_inv: Word,
 }
 
-impl<const L: usize> Mont<L> {
-    const BYTES: usize = L * Limb::BYTES;
+/// `be` (big-endian octets) as `len` little-endian words; `None` if it does
+/// not fit.
+fn words_le(be: &[u8], len: usize) -> Option<Vec<Word>> {
+    let spare = be.len().saturating_sub(len * WORD_BYTES);
+    if be.get(..spare)?.iter().any(|b| *b != 0) {
+        return None;
+    }
+    let mut out = vec![0; len];
+    for (w, chunk) in out.iter_mut().zip(be.get(spare..)?.rchunks(WORD_BYTES)) {
+        *w = chunk.iter().fold(0, |acc, b| (acc << 8) | Word::from(*b));
+    }
+    Some(out)
+}
 
-    /// `None` unless `n` (big-endian, no leading zero octet) fits the width
-    /// and is odd (n > 1): the preconditions of Montgomery reduction
-    /// (gcd(n, R) = 1, n < R).
-    fn new(n_be: &[u8], mod_bits: usize) -> Option<Self> {
-        if n_be.last().is_none_or(|b| b & 1 == 0) || mod_bits < 2 {
+/// `a < b`, for words of the same length (little-endian).
+fn less(a: &[Word], b: &[Word]) -> bool {
+    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+        if x != y {
+            return x < y;
+        }
+    }
+    false
+}
+
+/// One column of [`Mont::mul`]'s fused loop: `t_j + a_j b_i + c1` (carry out
+/// into `c1`), its low word plus `m n_j + c2` (carry out into `c2`); the low
+/// word of that is the result.
+#[inline(always)]
+fn mac2(tj: Word, aj: Word, nj: Word, bi: Wide, m: Wide, c1: &mut Wide, c2: &mut Wide) -> Word {
+    let x = Wide::from(tj) + Wide::from(aj) * bi + *c1;
+    *c1 = x >> WORD_BITS;
+    let y = Wide::from(x as Word) + m * Wide::from(nj) + *c2;
+    *c2 = y >> WORD_BITS;
+    y as Word
+}
+
+/// `acc += x y` over the words of `acc` and `x`, of the same length (both
+/// callers' are), four words per turn; returns the carry out (below 2^w: each
+/// step's `acc_j + x_j y + c` <= 2^2w - 1).
+#[inline(always)]
+fn mac_row(acc: &mut [Word], x: &[Word], y: Wide) -> Wide {
+    let mut c: Wide = 0;
+    let (acc4, acc1) = acc.as_chunks_mut::<4>();
+    let (x4, x1) = x.as_chunks::<4>();
+    for (a, b) in acc4.iter_mut().zip(x4) {
+        for (ak, &bk) in a.iter_mut().zip(b) {
+            let v = Wide::from(*ak) + Wide::from(bk) * y + c;
+            *ak = v as Word;
+            c = v >> WORD_BITS;
+        }
+    }
+    for (ak, &bk) in acc1.iter_mut().zip(x1) {
+        let v = Wide::from(*ak) + Wide::from(bk) * y + c;
+        *ak = v as Word;
+        c = v >> WORD_BITS;
+    }
+    c
+}
+
+impl Mont {
+    /// `None` unless `n` (big-endian, no leading zero octet) is odd: the
+    /// precondition of Montgomery reduction (gcd(n, R) = 1; n < R holds by
+    /// the choice of L).
+    fn new(n_be: &[u8]) -> Option<Self> {
+        if n_be.last().is_none_or(|b| b & 1 == 0) {
             return None;
         }
-        let n = uint_from_be::<L>(n_be)?;
-        // n is odd, so its low limb has an inverse modulo 2^(limb bits).
-        let low = Uint::<1>::from_words([n.as_words().first().copied()?]);
-        let inv = low
-            .inv_mod2k_vartime(Limb::BITS)
-            .as_words()
-            .first()
-            .copied()?;
-        // R^2 mod n = 2^(2w) mod n, by word-wise long division (once per key).
-        let r2 = uint_from_be::<L>(&pow2_mod(2 * Self::BYTES * 8, n_be)?)?;
+        let n = words_le(n_be, n_be.len().div_ceil(WORD_BYTES))?;
+        let n0 = *n.first()?;
+        // Newton's iteration for n0^-1 mod 2^w: an odd n0 is its own inverse
+        // mod 8, and each step doubles the correct low bits (3, 6, .., 96).
+        let mut inv: Word = n0;
+        for _ in 0..5 {
+            inv = inv.wrapping_mul(n0.wrapping_mul(inv).wrapping_neg().wrapping_add(2));
+        }
+        if n0.wrapping_mul(inv) != 1 {
+            return None;
+        }
+        // R^2 mod n = 2^(2 L w) mod n, by word-wise long division (once per key).
+        let bits = 2 * n.len() * WORD_BITS as usize;
+        let r2 = words_le(&pow2_mod(bits, n_be)?, n.len())?;
         Some(Mont {
             n,
             r2,
-            n_neg_inv: Limb(inv.wrapping_neg()),
+            n_neg_inv: inv.wrapping_neg(),
         })
     }
 
-    fn reduce(&self, wide: &(Uint<L>, Uint<L>)) -> Uint<L> {
-        montgomery_reduction(wide, &self.n, self.n_neg_inv)
+    /// `a b R^-1 mod n` into `t` (`u` is scratch), for `a`, `b` < n, all four
+    /// of n's length.
+    ///
+    /// Each turn of the outer loop adds `a b_i` and `m n` (m chosen so that
+    /// the sum is divisible by the word) to `t` and shifts it down a word:
+    /// with `t` < 2n before, `(t + a b_i + m n) / 2^w` < 2n after, so one
+    /// word above `t` (`top`, 0 or 1) holds the excess and one conditional
+    /// subtraction ends it below n. In the fused inner loop neither sum can
+    /// overflow the double word: `t_j + a_j b_i + c` <= (2^w - 1) + (2^w -
+    /// 1)^2 + (2^w - 1) = 2^2w - 1, and likewise with `m n_j`.
+    fn mul(&self, a: &[Word], b: &[Word], t: &mut Vec<Word>, u: &mut Vec<Word>) {
+        let (Some((&a0, a_rest)), Some((&n0, n_rest))) = (a.split_first(), self.n.split_first())
+        else {
+            return;
+        };
+        let a0 = Wide::from(a0);
+        let n0 = Wide::from(n0);
+        t.fill(0);
+        let mut top: Word = 0;
+        for &bi in b {
+            let bi = Wide::from(bi);
+            let (Some(&t0), Some(t_rest)) = (t.first(), t.get(1..)) else {
+                return;
+            };
+            let x = Wide::from(t0) + a0 * bi;
+            let mut c1 = x >> WORD_BITS;
+            let m = Wide::from((x as Word).wrapping_mul(self.n_neg_inv));
+            // The low word of this sum is zero by the choice of m.
+            let y = Wide::from(x as Word) + m * n0;
+            let mut c2 = y >> WORD_BITS;
+            // Words 1..L of t, a and n give words 0..L-1 of u; the last word
+            // of u is the carries'. Four words per turn (array chunks: no
+            // bounds checks, one pointer step per operand per turn), then the
+            // rest one by one.
+            let (u_body, u_last) = u.split_at_mut(t_rest.len());
+            let (t4, t1) = t_rest.as_chunks::<4>();
+            let (a4, a1) = a_rest.as_chunks::<4>();
+            let (n4, n1) = n_rest.as_chunks::<4>();
+            let (u4, u1) = u_body.as_chunks_mut::<4>();
+            for ((out, tj), (aj, nj)) in u4.iter_mut().zip(t4).zip(a4.iter().zip(n4)) {
+                for (o, ((&t, &a), &n)) in out.iter_mut().zip(tj.iter().zip(aj).zip(nj)) {
+                    *o = mac2(t, a, n, bi, m, &mut c1, &mut c2);
+                }
+            }
+            for ((out, &tj), (&aj, &nj)) in u1.iter_mut().zip(t1).zip(a1.iter().zip(n1)) {
+                *out = mac2(tj, aj, nj, bi, m, &mut c1, &mut c2);
+            }
+            // top <= 1 and c1, c2 < 2^w: no overflow, and the new top <= 1.
+            let high = Wide::from(top) + c1 + c2;
+            if let Some(last) = u_last.first_mut() {
+                *last = high as Word;
+            }
+            top = (high >> WORD_BITS) as Word;
+            core::mem::swap(t, u);
+        }
+        self.below_n(t, top);
     }
 
-    /// `s^e mod n` as big-endian octets of the width, or `None` if `s >= n`.
+    /// `a^2 R^-1 mod n` into `t`, for `a` < n (`w` is scratch): the square
+    /// by separated operand scanning (SOS), each cross product `a_i a_j`
+    /// (i < j) once, then doubled, plus the diagonal `a_i^2`: L(L+1)/2 word
+    /// products instead of L^2; then a Montgomery reduction of the 2L-word
+    /// square (L^2 products). 1.5 L^2 products in all, against 2 L^2 for
+    /// [`Mont::mul`] (16 of the 17 steps of e = 65537 are squarings).
+    fn square(&self, a: &[Word], t: &mut Vec<Word>, w: &mut Vec<Word>) {
+        let len = a.len();
+        w.clear();
+        w.resize(2 * len, 0);
+        // 1. The cross products: row i adds a_i a_j W^(i+j) for j > i into
+        // w[2i+1 .. i+len] and its carry into w[i+len], which no earlier row
+        // reached (row i' < i ends at i' + len).
+        for (i, &ai) in a.iter().enumerate() {
+            let (Some(rest), Some(row)) = (a.get(i + 1..), w.get_mut(2 * i + 1..i + len + 1)) else {
+                continue;
+            };
+            let Some((last, row)) = row.split_last_mut() else {
+                continue;
+            };
+            *last = mac_row(row, rest, Wide::from(ai)) as Word;
+        }
+        // 2. Doubled: the cross products sum to below a^2 / 2 < W^2L / 2, so
+        // no bit leaves the 2L words.
+        let mut carry: Word = 0;
+        for wk in w.iter_mut() {
+            let high = *wk >> (WORD_BITS - 1);
+            *wk = (*wk << 1) | carry;
+            carry = high;
+        }
+        // 3. Plus the diagonal a_i^2 at W^2i (the total, a^2, fits 2L words).
+        let mut c: Wide = 0;
+        let (pairs, _) = w.as_chunks_mut::<2>();
+        for ([lo, hi], &ai) in pairs.iter_mut().zip(a) {
+            let sq = Wide::from(ai) * Wide::from(ai);
+            let x = Wide::from(*lo) + Wide::from(sq as Word) + c;
+            *lo = x as Word;
+            let y = Wide::from(*hi) + (sq >> WORD_BITS) + (x >> WORD_BITS);
+            *hi = y as Word;
+            c = y >> WORD_BITS;
+        }
+        // 4. Montgomery reduction (HAC 14.32): row i adds m n W^i, m chosen
+        // to clear word i; its carry goes into word i + len, whose own carry
+        // out (`top`, 0 or 1) is added one word up by the next row. The
+        // result (w[len..] and top) is (a^2 + M n) / R < (n^2 + R n) / R < 2n.
+        let mut top: Word = 0;
+        for i in 0..len {
+            let Some(window) = w.get_mut(i..i + len + 1) else {
+                return;
+            };
+            let Some((next, row)) = window.split_last_mut() else {
+                return;
+            };
+            let Some(&wi) = row.first() else {
+                return;
+            };
+            let m = Wide::from(wi.wrapping_mul(self.n_neg_inv));
+            let c = mac_row(row, &self.n, m);
+            let x = Wide::from(*next) + c + Wide::from(top);
+            *next = x as Word;
+            top = (x >> WORD_BITS) as Word;
+        }
+        t.clear();
+        t.extend_from_slice(w.get(len..).unwrap_or_default());
+        self.below_n(t, top);
+    }
+
+    /// `(top, t)` < 2n (top the word above `t`) reduced below n: one
+    /// conditional subtraction of n.
+    fn below_n(&self, t: &mut [Word], top: Word) {
+        if top != 0 || !less(t, &self.n) {
+            let mut borrow = false;
+            for (x, &y) in t.iter_mut().zip(&self.n) {
+                let (d, b1) = x.overflowing_sub(y);
+                let (d, b2) = d.overflowing_sub(Word::from(borrow));
+                *x = d;
+                borrow = b1 || b2;
+            }
+        }
+    }
+
+    /// `s^e mod n` as big-endian octets of the words' width, or `None` if
+    /// `s >= n`.
     fn pow(&self, s_be: &[u8], e: u64) -> Option<Vec<u8>> {
-        let s = uint_from_be::<L>(s_be)?;
-        if s >= self.n {
+        let len = self.n.len();
+        let s = words_le(s_be, len)?;
+        if !less(&s, &self.n) {
             return None;
         }
-        // Montgomery form: s R mod n (inputs below n keep every product below nR).
-        let base = self.reduce(&s.mul_wide(&self.r2));
+        let (mut t, mut u) = (vec![0; len], vec![0; len]);
+        // Montgomery form: s R mod n.
+        self.mul(&s, &self.r2, &mut t, &mut u);
+        let base = t.clone();
+        let mut x = base.clone();
         // Left-to-right square-and-multiply over e's bits below the top one;
         // e = 65537 = 2^16 + 1 is 16 squarings and one multiplication.
         //
         // An odd e ends with a multiplication: by s itself rather than by s R,
         // the last product x s R^-1 = s^e R R^-1 comes out of Montgomery form
-        // already, which saves the final reduction (1 of 36 steps at e =
-        // 65537). (x < n and s < n keep x s below nR as well.)
-        let mut x = base;
+        // already, which saves the final reduction. (x < n and s < n, as
+        // `mul` needs.)
         let top = u64::BITS - 1 - e.leading_zeros();
         let mut plain = false;
+        let mut wide = Vec::with_capacity(2 * len);
         for i in (0..top).rev() {
-            x = self.reduce(&x.square_wide());
+            self.square(&x, &mut t, &mut wide);
+            core::mem::swap(&mut x, &mut t);
             if (e >> i) & 1 == 1 {
                 if i == 0 {
-                    x = self.reduce(&x.mul_wide(&s));
+                    self.mul(&x, &s, &mut t, &mut u);
                     plain = true;
                 } else {
-                    x = self.reduce(&x.mul_wide(&base));
+                    self.mul(&x, &base, &mut t, &mut u);
                 }
+                core::mem::swap(&mut x, &mut t);
             }
         }
         if !plain {
-            x = self.reduce(&(x, Uint::ZERO));
+            let mut one = vec![0; len];
+            if let Some(w) = one.first_mut() {
+                *w = 1;
+            }
+            self.mul(&x, &one, &mut t, &mut u);
+            core::mem::swap(&mut x, &mut t);
         }
-        let words = x.to_words();
-        let mut out = Vec::with_capacity(Self::BYTES);
-        for w in words.iter().rev() {
+        let mut out = Vec::with_capacity(len * WORD_BYTES);
+        for w in x.iter().rev() {
             out.extend_from_slice(&w.to_be_bytes());
         }
         Some(out)
@@ -276,23 +501,6 @@ fn pow2_mod(exp: usize, n_be: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A `Uint<L>` from big-endian octets of at most its width.
-fn uint_from_be<const L: usize>(be: &[u8]) -> Option<Uint<L>> {
-    let width = L * Limb::BYTES;
-    let pad = width.checked_sub(be.len())?;
-    let mut buf = vec![0u8; width];
-    buf.get_mut(pad..)?.copy_from_slice(be);
-    // `from_be_slice` asserts the length is exactly the width: it is.
-    Some(Uint::<L>::from_be_slice(&buf))
-}
-
-#[derive(Clone)]
-enum Engine {
-    W2048(Box<Mont<L2048>>),
-    W3072(Box<Mont<L3072>>),
-    W4096(Box<Mont<L4096>>),
-}
-
 /// Why an RSA public key (modulus and exponent) is refused at load. The
 /// messages are the `rsa` 0.9.10 crate's, which checked keys before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,7 +544,7 @@ const MAX_EXPONENT: u64 = (1 << 33) - 1;
 pub struct RsaVerifier {
     /// The modulus, big-endian, without leading zero octets.
     n: Vec<u8>,
-    engine: Engine,
+    engine: Mont,
     /// The public exponent.
     e: u64,
     /// Modulus length in octets (k in RFC 8017).
@@ -347,15 +555,12 @@ pub struct RsaVerifier {
 
 impl core::fmt::Debug for RsaVerifier {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let engine = match self.engine {
-            Engine::W2048(_) => "montgomery-2048",
-            Engine::W3072(_) => "montgomery-3072",
-            Engine::W4096(_) => "montgomery-4096",
-        };
         write!(
             f,
-            "RsaVerifier({} bits, e={}, {engine})",
-            self.mod_bits, self.e
+            "RsaVerifier({} bits, e={}, montgomery {} x {WORD_BITS}-bit words)",
+            self.mod_bits,
+            self.e,
+            self.engine.n.len()
         )
     }
 }
@@ -398,16 +603,9 @@ impl RsaVerifier {
             return Err(RsaKeyError::PublicExponentTooLarge);
         }
         let k = n.len();
-        // n odd and above e >= 3: n > 3, so every width's preconditions hold
-        // and `Mont::new` cannot fail for n up to 4096 bits.
-        let engine = if k <= Mont::<L2048>::BYTES {
-            Mont::new(n, mod_bits).map(|m| Engine::W2048(Box::new(m)))
-        } else if k <= Mont::<L3072>::BYTES {
-            Mont::new(n, mod_bits).map(|m| Engine::W3072(Box::new(m)))
-        } else {
-            Mont::new(n, mod_bits).map(|m| Engine::W4096(Box::new(m)))
-        }
-        .ok_or(RsaKeyError::InvalidModulus)?;
+        // n odd and above e >= 3: `Mont::new`'s precondition holds and it
+        // cannot fail.
+        let engine = Mont::new(n).ok_or(RsaKeyError::InvalidModulus)?;
         Ok(RsaVerifier {
             n: n.to_vec(),
             engine,
@@ -438,8 +636,8 @@ impl RsaVerifier {
     }
 
     /// Whether verification uses precomputed Montgomery parameters: always,
-    /// since every key accepted fits one of the fixed widths (kept for the
-    /// tests that assert it).
+    /// every key accepted gets them at load (kept for the tests that assert
+    /// it).
     pub fn is_precomputed(&self) -> bool {
         true
     }
@@ -450,11 +648,7 @@ impl RsaVerifier {
         if sig.len() != self.k {
             return None;
         }
-        let full = match &self.engine {
-            Engine::W2048(m) => m.pow(sig, self.e)?,
-            Engine::W3072(m) => m.pow(sig, self.e)?,
-            Engine::W4096(m) => m.pow(sig, self.e)?,
-        };
+        let full = self.engine.pow(sig, self.e)?;
         // The result is below n < 256^k: at most k significant octets.
         let lead = full.len().checked_sub(self.k);
         match lead {
@@ -716,55 +910,107 @@ mod tests {
         }
     }
 
-    #[test]
-    fn r_squared_mod_n_is_the_rsa_crates_for_every_width() {
+    fn big(words: &[Word]) -> rsa::BigUint {
+        let be: Vec<u8> = words.iter().rev().flat_map(|w| w.to_be_bytes()).collect();
+        rsa::BigUint::from_bytes_be(&be)
+    }
+
+    /// Odd moduli of 2048 bits (the test key's), of every width up to 4096
+    /// bits, and of a few words, built from the test key's modulus.
+    fn moduli() -> Vec<rsa::BigUint> {
         use rsa::traits::PublicKeyParts;
-        // Moduli of 2048 bits (n itself), 2049..3072 and 3073..4096 bits:
-        // odd numbers with the top bit set, built from the test key's modulus.
         let base = scopegate_testkit::keys().rsa.to_public_key().n().clone();
-        for bits in [2048usize, 2049, 2500, 3072, 3073, 4000, 4096] {
-            let extra = bits - 2048;
-            let n = if extra == 0 {
+        let mut out = vec![];
+        for bits in [2048usize, 2047, 2049, 2500, 3072, 3073, 4000, 4096] {
+            out.push(if bits == 2048 {
                 base.clone()
             } else {
-                (rsa::BigUint::from(1u8) << (bits - 1))
-                    | (base.clone() >> 1)
-                    | rsa::BigUint::from(1u8)
+                let shaped = if bits > 2048 {
+                    base.clone() << (bits - 2048)
+                } else {
+                    base.clone() >> (2048 - bits)
+                };
+                let top = rsa::BigUint::from(1u8) << (bits - 1);
+                (shaped % &top) | top | rsa::BigUint::from(1u8)
+            });
+        }
+        // A word or two, the top word small or full.
+        for n in [5u128, 0xffff_fffb, 0x1_0000_0001, u64::MAX as u128 - 58, u128::MAX - 158] {
+            out.push(rsa::BigUint::from(n));
+        }
+        out
+    }
+
+    #[test]
+    fn r_squared_mod_n_is_the_rsa_crates_for_every_width() {
+        for n in moduli() {
+            let v = RsaVerifier::from_components(&n.to_bytes_be(), &[3]).unwrap();
+            let words = v.engine.n.len();
+            assert_eq!(words, n.to_bytes_be().len().div_ceil(WORD_BYTES));
+            assert_eq!(big(&v.engine.n), n);
+            let r = rsa::BigUint::from(1u8) << (words * WORD_BITS as usize);
+            assert_eq!(big(&v.engine.r2), (&r * &r) % &n, "{} bits", n.bits());
+            // -n^-1 mod 2^w
+            let w = rsa::BigUint::from(1u8) << WORD_BITS as usize;
+            let n0 = &n % &w;
+            let inv = rsa::BigUint::from(v.engine.n_neg_inv);
+            assert_eq!((n0 * inv + 1u8) % &w, rsa::BigUint::from(0u8));
+        }
+    }
+
+    #[test]
+    fn montgomery_products_are_the_rsa_crates() {
+        // a b R^-1 mod n for a, b below n: random values, the extremes (0, 1,
+        // n - 1, n - 2) and values with every word full, whose products push
+        // the running sum to the top of its range (the conditional
+        // subtraction taken and not taken).
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in moduli() {
+            let v = RsaVerifier::from_components(&n.to_bytes_be(), &[3]).unwrap();
+            let m = &v.engine;
+            let len = m.n.len();
+            let r = rsa::BigUint::from(1u8) << (len * WORD_BITS as usize);
+            let reduce = |v: rsa::BigUint| -> Vec<Word> {
+                let v = v % &n;
+                let mut be = vec![0u8; len * WORD_BYTES - v.to_bytes_be().len()];
+                be.extend_from_slice(&v.to_bytes_be());
+                words_le(&be, len).unwrap()
             };
-            assert_eq!(n.bits(), bits);
-            let v = RsaVerifier::from_components(&n.to_bytes_be(), &[1, 0, 1]).unwrap();
-            let width = if bits <= 2048 {
-                2048
-            } else if bits <= 3072 {
-                3072
-            } else {
-                4096
-            };
-            let expected = (rsa::BigUint::from(1u8) << (2 * width)) % &n;
-            let r2 = match &v.engine {
-                Engine::W2048(m) => {
-                    m.r2.to_words()
-                        .iter()
-                        .rev()
-                        .flat_map(|w| w.to_be_bytes())
-                        .collect::<Vec<u8>>()
+            let mut values = vec![
+                rsa::BigUint::from(0u8),
+                rsa::BigUint::from(1u8),
+                &n - 1u8,
+                &n - 2u8,
+                (&r - 1u8) % &n,
+            ];
+            for _ in 0..12 {
+                let raw: Vec<u8> = (0..len * WORD_BYTES).map(|_| next() as u8).collect();
+                values.push(rsa::BigUint::from_bytes_be(&raw));
+            }
+            let (mut t, mut u) = (vec![0; len], vec![0; len]);
+            let mut wide = vec![];
+            for (i, a) in values.iter().enumerate() {
+                // The squaring gives what the multiplication gives.
+                let aw = reduce(a.clone());
+                m.square(&aw, &mut t, &mut wide);
+                let squared = t.clone();
+                m.mul(&aw, &aw, &mut t, &mut u);
+                assert_eq!(squared, t, "{} bits: square", n.bits());
+                for b in values.iter().skip(i) {
+                    let (aw, bw) = (reduce(a.clone()), reduce(b.clone()));
+                    m.mul(&aw, &bw, &mut t, &mut u);
+                    let got = big(&t);
+                    // got = a b R^-1 mod n  <=>  got R = a b (mod n), got < n.
+                    assert!(got < n);
+                    assert_eq!((&got * &r) % &n, (big(&aw) * big(&bw)) % &n, "{} bits", n.bits());
                 }
-                Engine::W3072(m) => {
-                    m.r2.to_words()
-                        .iter()
-                        .rev()
-                        .flat_map(|w| w.to_be_bytes())
-                        .collect()
-                }
-                Engine::W4096(m) => {
-                    m.r2.to_words()
-                        .iter()
-                        .rev()
-                        .flat_map(|w| w.to_be_bytes())
-                        .collect()
-                }
-            };
-            assert_eq!(rsa::BigUint::from_bytes_be(&r2), expected, "{bits} bits");
+            }
         }
     }
 

@@ -28,26 +28,10 @@ fn scaled(native: usize, wasm: usize) -> usize {
     if IN_WASM { wasm } else { native }
 }
 
+mod common;
+use common::bytes;
 use jwt_compact::AlgorithmSignature as _;
 use sha2::Digest as _;
-
-/// Deterministic 32..66-byte strings from a label (the keys and messages of
-/// the tests: reproducible, no RNG, the same natively and in wasm).
-fn bytes(label: &str, i: u64, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    let mut block = 0u64;
-    while out.len() < len {
-        let h = sha2::Sha256::new()
-            .chain_update(label.as_bytes())
-            .chain_update(i.to_be_bytes())
-            .chain_update(block.to_be_bytes())
-            .finalize();
-        out.extend_from_slice(&h);
-        block += 1;
-    }
-    out.truncate(len);
-    out
-}
 
 /// `a + b` of two big-endian numbers of the same length (carry dropped).
 fn add_be(a: &[u8], b: &[u8]) -> Vec<u8> {

@@ -204,12 +204,6 @@ fn psychic_and_der_ecdsa_signatures_are_refused() {
     }
 }
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 fn b64(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
@@ -364,9 +358,10 @@ fn rfc8037_appendix_a4_ed25519_signature_verifies_with_the_parsed_jwk() {
     use scopegate_core::keys::{KeyMaterial, key_from_jwk};
     // RFC 8037 A.1 public key and A.4 JWS (payload "Example of Ed25519 signing").
     let key = key_from_jwk(&json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})).unwrap();
-    let KeyMaterial::Ed25519(vk) = key.material() else {
+    let KeyMaterial::Ed25519(ed) = key.material() else {
         panic!("not an Ed25519 key")
     };
+    let vk = ed.verifying_key();
     let input = b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
     let sig = base64_decode(
         "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg",
@@ -379,6 +374,9 @@ fn rfc8037_appendix_a4_ed25519_signature_verifies_with_the_parsed_jwk() {
         vk,
         b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmd"
     ));
+    // scopegate's own verifier (ed_fast) agrees.
+    assert!(ed.verify(input, &sig));
+    assert!(!ed.verify(b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmd", &sig));
     // The whole JWS is refused by scopegate: its payload is not a JSON claims set.
     let jws = format!("{}.{}", std::str::from_utf8(input).unwrap(), b64(&sig));
     assert_eq!(reason(&jws), Reason::Malformed);
