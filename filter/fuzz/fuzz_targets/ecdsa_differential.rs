@@ -70,12 +70,7 @@ macro_rules! check {
         let honest = matches!(input.mutation, Mutation::None);
         match &input.mutation {
             Mutation::None => {}
-            Mutation::Xor { at, mask } => {
-                for (i, m) in mask.iter().enumerate() {
-                    let j = (usize::from(*at) + i) % raw.len();
-                    raw[j] ^= m;
-                }
-            }
+            Mutation::Xor { at, mask } => scopegate_fuzz::xor_wrapping(&mut raw, *at, mask),
             Mutation::Raw(bytes) => raw = bytes.clone(),
             Mutation::NegateS => {
                 let (r, s) = sig.split_scalars();

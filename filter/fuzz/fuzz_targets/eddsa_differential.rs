@@ -48,12 +48,7 @@ fuzz_target!(|input: Input| {
     let honest = matches!(input.mutation, Mutation::None);
     match &input.mutation {
         Mutation::None => {}
-        Mutation::Xor { at, mask } => {
-            for (i, m) in mask.iter().enumerate() {
-                let j = (usize::from(*at) + i) % raw.len();
-                raw[j] ^= m;
-            }
-        }
+        Mutation::Xor { at, mask } => scopegate_fuzz::xor_wrapping(&mut raw, *at, mask),
         Mutation::Raw(bytes) => raw = bytes.clone(),
         Mutation::AddOrder => {
             let mut carry = 0u16;

@@ -377,3 +377,15 @@ pub fn mutate(t: &str, m: &Mutation) -> String {
         }
     }
 }
+
+/// XORs `mask` into `buf` from position `at` on, wrapping around (the
+/// differential targets' signature mutation). An empty `buf` is left alone.
+pub fn xor_wrapping(buf: &mut [u8], at: u8, mask: &[u8]) {
+    if buf.is_empty() {
+        return;
+    }
+    let len = buf.len();
+    for (i, m) in mask.iter().enumerate() {
+        buf[(usize::from(at) + i) % len] ^= m;
+    }
+}
