@@ -73,11 +73,6 @@ impl EdKey {
         &self.key
     }
 
-    /// Builds the table now (otherwise it is built on first use).
-    pub fn precompute(&self) {
-        let _ = self.table();
-    }
-
     /// Whether the table has been built.
     pub fn is_precomputed(&self) -> bool {
         self.table.get().is_some()
