@@ -18,6 +18,7 @@ pub mod ecdsa_ext;
 pub mod ed_fast;
 pub mod introspection;
 pub mod json_guard;
+mod json_path;
 pub mod jwks;
 pub mod keys;
 pub mod principal;
@@ -31,7 +32,7 @@ pub mod table;
 pub mod token;
 pub mod verify;
 
-pub use compile::{ConfigError, Policy, compile, compile_json};
+pub use compile::{ConfigError, Policy, compile, compile_json, parse_json};
 pub use decide::{Allow, Decision, Deny, Pending, Request};
 pub use principal::Principal;
 pub use reason::Reason;
