@@ -13,6 +13,8 @@
 
 use core::fmt;
 
+use regex_automata::nfa::thompson::{self, pikevm::PikeVM};
+
 /// Why a path cannot be normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathError {
@@ -338,9 +340,6 @@ impl Template {
 
 /// Bound on the compiled size of one route regex.
 pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
-/// Bound on the lazy-DFA cache of one route regex (set, but unused: a rule's
-/// own regex has no lazy DFA; the route table's set has its own bound).
-pub const REGEX_DFA_SIZE_LIMIT: usize = 256 * 1024;
 /// Longest route regex accepted, in bytes.
 pub const REGEX_MAX_LEN: usize = 1024;
 /// Deepest nesting of groups/repetitions accepted in a route regex.
@@ -352,7 +351,7 @@ pub const REGEX_NEST_LIMIT: u32 = 32;
 #[derive(Debug, Clone)]
 pub struct PathRegex {
     source: String,
-    regex: regex_automata::meta::Regex,
+    vm: PikeVM,
     hir: regex_syntax::hir::Hir,
 }
 
@@ -363,6 +362,18 @@ pub(crate) fn regex_syntax_config() -> regex_automata::util::syntax::Config {
         .unicode(false)
         .utf8(false)
         .nest_limit(REGEX_NEST_LIMIT)
+}
+
+/// The NFA of route regexes, as regex-automata's meta regex (what
+/// `regex::bytes::Regex` runs) configures it for these patterns: empty
+/// matches may split UTF-8 (paths are bytes here), at most `size_limit`
+/// bytes. Only the implicit group of each pattern: nothing reads captures.
+pub(crate) fn nfa_config(size_limit: usize) -> thompson::Config {
+    thompson::Config::new()
+        .utf8(false)
+        .shrink(false)
+        .nfa_size_limit(Some(size_limit))
+        .which_captures(thompson::WhichCaptures::Implicit)
 }
 
 /// A regex error message on one line (they come with a caret diagram).
@@ -383,48 +394,35 @@ impl PathRegex {
         if source.len() > REGEX_MAX_LEN {
             return Err(format!("longer than {REGEX_MAX_LEN} bytes"));
         }
-        // What `regex::bytes::RegexBuilder` (unicode off, these limits)
-        // builds, less the lazy DFA and the reverse NFA it needs: a rule's own
-        // regex only checks the pattern and serves `matches` (the linear
-        // reference lookup, the shadow check), never the per-request lookup,
-        // which runs the route table's regex set, built from the same parsed
-        // pattern (`hir`: parsed once). The PikeVM left is linear-time too.
-        // Errors are mapped as `regex::Error::from_meta_build_error` does, so
-        // the messages are the regex crate's.
+        // Parsed once (`hir`) for this rule and for the route table's regex
+        // set, which serves the per-request lookup with a lazy DFA. A rule's
+        // own regex only checks the pattern and serves `matches` (the
+        // linear reference lookup, the shadow check): a PikeVM, linear-time,
+        // on the same NFA the regex crate would build. The messages are the
+        // regex crate's (`regex::Error` of a syntax or size-limit error).
         let build = |pattern: &str| {
             let hir = regex_automata::util::syntax::parse_with(pattern, &regex_syntax_config())
                 .map_err(|e| one_line(&e.to_string()))?;
-            let regex = regex_automata::meta::Builder::new()
-                .configure(
-                    regex_automata::meta::Config::new()
-                        .match_kind(regex_automata::MatchKind::LeftmostFirst)
-                        .utf8_empty(false)
-                        .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
-                        .hybrid_cache_capacity(REGEX_DFA_SIZE_LIMIT)
-                        .hybrid(false),
-                )
+            let nfa = thompson::Compiler::new()
+                .configure(nfa_config(REGEX_SIZE_LIMIT))
                 .build_from_hir(&hir)
-                .map_err(|e| {
-                    if let Some(n) = e.size_limit() {
-                        return format!("the compiled regex exceeds the size limit of {n} bytes");
-                    }
-                    match e.syntax_error() {
-                        Some(syntax) => one_line(&syntax.to_string()),
-                        None => one_line(&e.to_string()),
-                    }
+                .map_err(|e| match e.size_limit() {
+                    Some(n) => format!("the compiled regex exceeds the size limit of {n} bytes"),
+                    None => one_line(&e.to_string()),
                 })?;
-            Ok::<_, String>((hir, regex))
+            let vm = PikeVM::new_from_nfa(nfa).map_err(|e| one_line(&e.to_string()))?;
+            Ok::<_, String>((hir, vm))
         };
         // Compiled once, anchored; on an error the operator's own pattern is
         // compiled again so that the message points into what they wrote.
-        let (hir, regex) =
+        let (hir, vm) =
             build(&PathRegex::anchored(source)).map_err(|anchored| match build(source) {
                 Err(e) => e,
                 Ok(_) => anchored,
             })?;
         Ok(PathRegex {
             source: source.to_owned(),
-            regex,
+            vm,
             hir,
         })
     }
@@ -438,8 +436,11 @@ impl PathRegex {
         &self.source
     }
 
+    /// Whether the whole `path` matches (not on the request path: the
+    /// route table's regex set serves lookups).
     pub fn matches(&self, path: &str) -> bool {
-        self.regex.is_match(path.as_bytes())
+        let mut cache = self.vm.create_cache();
+        self.vm.is_match(&mut cache, regex_automata::Input::new(path.as_bytes()))
     }
 }
 

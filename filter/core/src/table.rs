@@ -4,7 +4,8 @@
 //! - exact paths, prefixes and templates in a trie of path segments (a
 //!   literal segment is a map key, a `{param}` a wildcard child, a prefix or
 //!   `{*rest}` a list at the node where it starts);
-//! - regexes in one [`regex::bytes::RegexSet`], run once per request;
+//! - regexes in one regex set (a lazy DFA over all of them), run once per
+//!   request;
 //! - rules on every path (`prefix: "/"`) under their Envoy route names, or
 //!   else their exact host names, or else in a short list of rules that are
 //!   candidates for every request.
@@ -19,7 +20,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::routes::{PathMatch, TemplateSegment, regex_syntax_config, segments};
+use std::sync::Mutex;
+
+use regex_automata::hybrid::dfa::{self as lazy, DFA};
+use regex_automata::nfa::thompson::{self, pikevm::PikeVM};
+use regex_automata::{Input, MatchKind, PatternSet};
+
+use crate::routes::{PathMatch, TemplateSegment, nfa_config, segments};
 use crate::rules::{RouteFacts, Rule};
 
 /// Bound on the compiled size of all route regexes together.
@@ -39,23 +46,119 @@ struct Node {
     rest: Vec<u32>,
 }
 
-#[derive(Debug, Clone)]
+/// Every route regex (anchored) in one automaton, as `regex::bytes::RegexSet`
+/// runs them (regex-automata's meta regex with match kind `All`): a lazy DFA,
+/// and the PikeVM on the same NFA when the DFA gives up (its cache cleared
+/// too often) or could not be built.
+#[derive(Debug)]
 struct RegexIndex {
-    /// Every route regex (anchored), as `regex::bytes::RegexSet` builds them
-    /// (match kind `All`, no captures), from the rules' parsed patterns.
-    set: regex_automata::meta::Regex,
+    dfa: Option<DFA>,
+    vm: PikeVM,
+    /// The lazy DFA's states and the PikeVM's scratch, kept between
+    /// requests (bounded by [`REGEX_SET_DFA_SIZE_LIMIT`]).
+    caches: Mutex<Caches>,
+    /// The rule of each pattern.
     rules: Vec<u32>,
 }
 
+#[derive(Debug)]
+struct Caches {
+    dfa: Option<lazy::Cache>,
+    vm: regex_automata::nfa::thompson::pikevm::Cache,
+}
+
 impl RegexIndex {
+    fn new(patterns: &[&regex_syntax::hir::Hir], rules: Vec<u32>) -> Result<RegexIndex, String> {
+        RegexIndex::with_dfa_cache(patterns, rules, REGEX_SET_DFA_SIZE_LIMIT)
+    }
+
+    fn with_dfa_cache(
+        patterns: &[&regex_syntax::hir::Hir],
+        rules: Vec<u32>,
+        dfa_cache_bytes: usize,
+    ) -> Result<RegexIndex, String> {
+        let nfa = thompson::Compiler::new()
+            .configure(nfa_config(REGEX_SET_SIZE_LIMIT))
+            .build_many_from_hir(patterns)
+            // As `regex::Error` prints them.
+            .map_err(|e| match e.size_limit() {
+                Some(n) => format!("Compiled regex exceeds size limit of {n} bytes."),
+                None => e.to_string().replace('\n', " "),
+            })?;
+        // The lazy DFA as the meta regex configures it; it fails to build
+        // only when its cache bound cannot hold a few states: then the
+        // PikeVM serves every lookup.
+        let dfa = lazy::Builder::new()
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    .cache_capacity(dfa_cache_bytes)
+                    .skip_cache_capacity_check(false)
+                    .minimum_cache_clear_count(Some(3))
+                    .minimum_bytes_per_state(Some(10)),
+            )
+            .build_from_nfa(nfa.clone())
+            .ok();
+        let vm = PikeVM::builder()
+            .configure(PikeVM::config().match_kind(MatchKind::All))
+            .build_from_nfa(nfa)
+            .map_err(|e| e.to_string().replace('\n', " "))?;
+        let caches = Mutex::new(Caches {
+            dfa: dfa.as_ref().map(DFA::create_cache),
+            vm: vm.create_cache(),
+        });
+        Ok(RegexIndex {
+            dfa,
+            vm,
+            caches,
+            rules,
+        })
+    }
+
     /// Calls `f` with the index (in the set) of every regex matching `path`,
     /// in order: what `regex::bytes::RegexSet::matches` yields.
     fn for_each_match(&self, path: &str, mut f: impl FnMut(usize)) {
-        let mut found = regex_automata::PatternSet::new(self.set.pattern_len());
-        self.set
-            .which_overlapping_matches(&regex_automata::Input::new(path.as_bytes()), &mut found);
+        let input = Input::new(path.as_bytes());
+        let mut found = PatternSet::new(self.vm.get_nfa().pattern_len());
+        // A VM is one thread; a lookup never waits (a busy or poisoned
+        // lock, which cannot happen there, gets fresh caches).
+        let mut fresh;
+        let mut guard = self.caches.try_lock().ok();
+        let caches = match guard.as_deref_mut() {
+            Some(c) => c,
+            None => {
+                fresh = Caches {
+                    dfa: self.dfa.as_ref().map(DFA::create_cache),
+                    vm: self.vm.create_cache(),
+                };
+                &mut fresh
+            }
+        };
+        let fast = match (&self.dfa, caches.dfa.as_mut()) {
+            (Some(dfa), Some(cache)) => dfa.try_which_overlapping_matches(cache, &input, &mut found).is_ok(),
+            _ => false,
+        };
+        if !fast {
+            found.clear();
+            self.vm.which_overlapping_matches(&mut caches.vm, &input, &mut found);
+        }
         for pid in found.iter() {
             f(pid.as_usize());
+        }
+    }
+}
+
+impl Clone for RegexIndex {
+    /// The same automata (shared), fresh caches.
+    fn clone(&self) -> RegexIndex {
+        RegexIndex {
+            dfa: self.dfa.clone(),
+            vm: self.vm.clone(),
+            caches: Mutex::new(Caches {
+                dfa: self.dfa.as_ref().map(DFA::create_cache),
+                vm: self.vm.create_cache(),
+            }),
+            rules: self.rules.clone(),
         }
     }
 }
@@ -75,20 +178,13 @@ impl RouteTable {
     pub(crate) fn build(rules: &[Rule]) -> Result<RouteTable, String> {
         let mut t = RouteTable::default();
         let mut patterns: Vec<&regex_syntax::hir::Hir> = Vec::new();
+        let mut regex_rules: Vec<u32> = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             let i = u32::try_from(i).map_err(|_| "too many rules".to_owned())?;
             match &rule.path {
                 PathMatch::Regex(r) => {
                     patterns.push(r.hir());
-                    if let Some(idx) = &mut t.regex {
-                        idx.rules.push(i);
-                    } else {
-                        t.regex = Some(RegexIndex {
-                            set: regex_automata::meta::Regex::new_many::<&str>(&[])
-                                .map_err(|e| e.to_string())?,
-                            rules: vec![i],
-                        });
-                    }
+                    regex_rules.push(i);
                 }
                 p if p.is_everything() => {
                     let exact_hosts: Option<Vec<&str>> =
@@ -135,27 +231,8 @@ impl RouteTable {
                 }
             }
         }
-        if let Some(idx) = &mut t.regex {
-            idx.set = regex_automata::meta::Builder::new()
-                .configure(
-                    regex_automata::meta::Config::new()
-                        .match_kind(regex_automata::MatchKind::All)
-                        .utf8_empty(false)
-                        .which_captures(regex_automata::nfa::thompson::WhichCaptures::None)
-                        .nfa_size_limit(Some(REGEX_SET_SIZE_LIMIT))
-                        .hybrid_cache_capacity(REGEX_SET_DFA_SIZE_LIMIT),
-                )
-                .syntax(regex_syntax_config())
-                .build_many_from_hir(&patterns)
-                // As `regex::Error` prints them.
-                .map_err(|e| match e.size_limit() {
-                    Some(n) => format!("Compiled regex exceeds size limit of {n} bytes."),
-                    None => match e.syntax_error() {
-                        Some(syntax) => syntax.to_string(),
-                        None => e.to_string(),
-                    }
-                    .replace('\n', " "),
-                })?;
+        if !patterns.is_empty() {
+            t.regex = Some(RegexIndex::new(&patterns, regex_rules)?);
         }
         Ok(t)
     }
@@ -237,4 +314,117 @@ fn node_at<'a, 'b>(mut node: &'a mut Node, segs: impl Iterator<Item = &'b str>) 
         node = node.children.entry(s.to_owned()).or_default();
     }
     node
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::routes::PathRegex;
+    // On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
+    // (filter/scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const PATTERNS: [&str; 16] = [
+        "/v2/items/[0-9]+",
+        "/v2/items/\\d+(/.*)?",
+        "/(orders|carts)/[^/]+",
+        "/[a-z]+/[a-z]+",
+        "/a*",
+        "(/.*)?",
+        "/x/.+/y",
+        "(?i)/ADMIN(/.*)?",
+        "/w\\w{2,3}",
+        "/\\bb[a-c]*\\b",
+        "/caf\\xE9",
+        "/(a|ab)(c|bcd)",
+        "/[^a]",
+        "/.",
+        "/v[0-9]{1,2}/(?:x|y)+/z?",
+        "/a/b",
+    ];
+
+    fn paths() -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = [
+            "/", "", "/v2/items/42", "/v2/items/42/x", "/v2/items/", "/orders/1", "/carts/x/y",
+            "/admin", "/Admin/x", "/wab", "/wabcd", "/bbc", "/caf", "/abcd", "/acd", "/x/1/y",
+            "/x//y", "/v12/xyx/z", "/v123/x", "/a/b", "/aaaa", "/b",
+        ]
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+        out.push(b"/caf\xE9".to_vec());
+        out.push(b"/\xFF".to_vec());
+        // Every path of up to three pieces from a small alphabet.
+        let pieces = ["/", "a", "b", "v2", "items", "1", "x", "y", "ADMIN", "c"];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    out.push(format!("/{a}{b}{c}").into_bytes());
+                    out.push(format!("{a}/{b}/{c}").into_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    /// The regex set against `regex::bytes::RegexSet` (what scopegate ran
+    /// before: the regex crate's meta regex, Unicode off) on the same
+    /// anchored patterns, with a lazy DFA of ample, tiny and no cache (the
+    /// PikeVM fallback).
+    #[test]
+    fn the_regex_set_finds_what_the_regex_crates_set_finds() {
+        let parsed: Vec<PathRegex> = PATTERNS.iter().map(|p| PathRegex::parse(p).unwrap()).collect();
+        let hirs: Vec<&regex_syntax::hir::Hir> = parsed.iter().map(PathRegex::hir).collect();
+        let reference = regex::bytes::RegexSetBuilder::new(PATTERNS.iter().map(|p| PathRegex::anchored(p)))
+            .unicode(false)
+            .build()
+            .unwrap();
+        let singles: Vec<regex::bytes::Regex> = PATTERNS
+            .iter()
+            .map(|p| regex::bytes::RegexBuilder::new(&PathRegex::anchored(p)).unicode(false).build().unwrap())
+            .collect();
+        let rules: Vec<u32> = (0..u32::try_from(PATTERNS.len()).unwrap()).collect();
+        let indexes = [
+            RegexIndex::new(&hirs, rules.clone()).unwrap(),
+            RegexIndex::with_dfa_cache(&hirs, rules.clone(), 0).unwrap(),
+        ];
+        assert!(indexes[0].dfa.is_some() && indexes[1].dfa.is_none());
+        let mut matched = 0;
+        for path in paths() {
+            let want: Vec<usize> = reference.matches(&path).into_iter().collect();
+            matched += want.len();
+            // Paths here are str (normalised); the byte paths go through the
+            // automata directly.
+            for idx in &indexes {
+                let mut got = Vec::new();
+                let input = Input::new(&path);
+                let mut found = PatternSet::new(idx.vm.get_nfa().pattern_len());
+                let mut caches = idx.caches.lock().unwrap();
+                let fast = match (&idx.dfa, caches.dfa.as_mut()) {
+                    (Some(dfa), Some(cache)) => dfa.try_which_overlapping_matches(cache, &input, &mut found).is_ok(),
+                    _ => false,
+                };
+                if !fast {
+                    found.clear();
+                    idx.vm.which_overlapping_matches(&mut caches.vm, &input, &mut found);
+                }
+                got.extend(found.iter().map(|p| p.as_usize()));
+                assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&path));
+                if let Ok(s) = std::str::from_utf8(&path) {
+                    drop(caches);
+                    let mut via = Vec::new();
+                    idx.for_each_match(s, |k| via.push(k));
+                    assert_eq!(via, want, "{s:?}");
+                }
+            }
+            if let Ok(s) = std::str::from_utf8(&path) {
+                for (r, single) in parsed.iter().zip(&singles) {
+                    assert_eq!(r.matches(s), single.is_match(&path), "{} on {s:?}", r.as_str());
+                }
+            }
+        }
+        assert!(matched > 500, "the cases match something: {matched}");
+    }
 }
