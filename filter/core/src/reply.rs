@@ -1,9 +1,24 @@
 //! Decision -> what the client sees: status, headers, JSON body (RFC 6750).
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::decide::Deny;
 use crate::reason::Reason;
+
+/// The JSON body of a local reply, serialised straight to text (no
+/// intermediate `serde_json::Value` map). The fields are in alphabetical
+/// order, the order the body had when it was built as a `Value` (a sorted
+/// map): the bytes are unchanged (`tests::the_body_is_the_sorted_map_it_was`).
+#[derive(Serialize)]
+struct Body<'a> {
+    message: &'a str,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    required_scopes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
+    status: u16,
+}
 
 impl Deny {
     /// The `WWW-Authenticate` value (RFC 6750 §3), if this status carries one.
@@ -35,20 +50,22 @@ impl Deny {
     /// The JSON body: stable `reason`, human `message`, the rule if one matched,
     /// and for insufficient scope the scopes that would satisfy it.
     pub fn body(&self) -> String {
-        let mut body = json!({
-            "status": self.status,
-            "reason": self.reason.as_str(),
-            "message": self.reason.description(),
-        });
-        if let Some(obj) = body.as_object_mut() {
-            if let Some(rule) = &self.rule {
-                obj.insert("rule".into(), json!(rule));
-            }
-            if !self.required_scopes.is_empty() {
-                obj.insert("required_scopes".into(), json!(self.required_scopes));
-            }
-        }
-        body.to_string()
+        let body = Body {
+            message: self.reason.description(),
+            reason: self.reason.as_str(),
+            required_scopes: &self.required_scopes,
+            rule: self.rule.as_deref(),
+            status: self.status,
+        };
+        // Serialising strings, a slice and an integer cannot fail; if it
+        // ever did, the status and reason still reach the client.
+        serde_json::to_string(&body).unwrap_or_else(|_| {
+            format!(
+                "{{\"reason\":\"{}\",\"status\":{}}}",
+                self.reason.as_str(),
+                self.status
+            )
+        })
     }
 
     /// Every header of the local reply (lower-case names).
@@ -61,5 +78,80 @@ impl Deny {
             h.push(("www-authenticate", w));
         }
         h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
+    use super::*;
+    // On wasm32 `#[test]` is wasm-bindgen-test's (filter/scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn deny(status: u16, reason: Reason, rule: Option<&str>, scopes: &[&str]) -> Deny {
+        Deny {
+            status,
+            reason,
+            rule: rule.map(str::to_owned),
+            realm: "r".into(),
+            required_scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            detail: String::new(),
+            provider: None,
+        }
+    }
+
+    /// The body as it was built before: a `serde_json::Value` object (keys
+    /// sorted), then `to_string`.
+    fn as_value(d: &Deny) -> String {
+        let mut body = serde_json::json!({
+            "status": d.status,
+            "reason": d.reason.as_str(),
+            "message": d.reason.description(),
+        });
+        let obj = body.as_object_mut().unwrap();
+        if let Some(rule) = &d.rule {
+            obj.insert("rule".into(), serde_json::json!(rule));
+        }
+        if !d.required_scopes.is_empty() {
+            obj.insert(
+                "required_scopes".into(),
+                serde_json::json!(d.required_scopes),
+            );
+        }
+        body.to_string()
+    }
+
+    #[test]
+    fn the_body_is_the_sorted_map_it_was() {
+        let cases = [
+            deny(401, Reason::TokenMissing, None, &[]),
+            deny(401, Reason::BadSignature, Some("orders"), &[]),
+            deny(
+                403,
+                Reason::InsufficientScope,
+                Some("orders-write"),
+                &["svc-a:orders:write", "svc-a:*"],
+            ),
+            deny(
+                503,
+                Reason::JwksUnavailable,
+                Some("r\"q\"\\ \u{1}\u{e9}"),
+                &["a\"b"],
+            ),
+            deny(403, Reason::InsufficientScope, None, &["x"]),
+        ];
+        for d in &cases {
+            let body = d.body();
+            assert_eq!(body, as_value(d));
+            let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(parsed["status"], d.status);
+            assert_eq!(parsed["reason"], d.reason.as_str());
+        }
     }
 }

@@ -197,10 +197,15 @@ fn introspection_pauses_at_most_1024_requests_the_next_get_503_at_once_and_the_p
     let after_wave_2 = vm.memory_bytes();
     eprintln!("memory: after wave 1 {after_wave_1} bytes, after wave 2 {after_wave_2}");
 
-    // Waves 3 and 4: free again each time; the same 1024 pauses and
+    // Waves 3 to 6: freed again each time; the same 1024 pauses and
     // timeouts reuse the memory the previous wave freed (timeouts are not
-    // cached: nothing stays).
-    for wave in 3..5 {
+    // cached: nothing stays). The allocator may still take a page or two
+    // while its free lists settle (measured: once, in wave 4, with the
+    // denial body serialised directly; then flat through wave 15), so the
+    // check is that waves 5 and 6 (2048 requests) add nothing: a leak of
+    // 32 bytes per request would add a 64 KiB page.
+    let mut after_wave_4 = 0;
+    for wave in 3..7 {
         let waiting = pause_cap(&vm, |k| format!("opaque-{wave}-{k}"));
         host.advance(Duration::from_millis(2100));
         for (k, s) in waiting.iter().enumerate() {
@@ -213,13 +218,20 @@ fn introspection_pauses_at_most_1024_requests_the_next_get_503_at_once_and_the_p
         drop(waiting);
         assert_eq!(vm.streams_held(), 0);
         eprintln!("memory: after wave {wave} {}", vm.memory_bytes());
+        if wave == 4 {
+            after_wave_4 = vm.memory_bytes();
+        }
     }
+    assert!(
+        after_wave_4 <= after_wave_2 + 4 * 65536,
+        "memory grew by more than four pages over waves 3 and 4: {after_wave_2} -> {after_wave_4}"
+    );
     assert_eq!(
         vm.memory_bytes(),
-        after_wave_2,
-        "memory grew over two more waves of {CAP} paused requests"
+        after_wave_4,
+        "memory grew over waves 5 and 6, two more waves of {CAP} paused requests"
     );
-    assert_eq!(intro_metric(&host, "failed.timeout"), 3 * CAP as i64);
+    assert_eq!(intro_metric(&host, "failed.timeout"), 5 * CAP as i64);
     // Cached answers still serve (wave 1's tokens, from the cache: no call).
     let out = once(&vm, "opaque-1-7");
     assert_eq!(out, Outcome::Continue);
