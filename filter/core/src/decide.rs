@@ -185,7 +185,52 @@ fn is_preflight(req: &Request<'_>) -> bool {
 struct Presented<'r> {
     /// Borrowed from the request unless decoded from a query string.
     token: std::borrow::Cow<'r, str>,
-    sources: Vec<usize>,
+    sources: Places,
+}
+
+/// The token sources (indices into the policy's) one token was found at:
+/// up to four in place, so a request allocates nothing for them.
+#[derive(Default)]
+struct Places {
+    inline: [usize; 4],
+    len: usize,
+    spilled: Vec<usize>,
+}
+
+impl Places {
+    fn one(i: usize) -> Places {
+        Places {
+            inline: [i, 0, 0, 0],
+            len: 1,
+            spilled: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, i: usize) {
+        if self.spilled.is_empty()
+            && let Some(slot) = self.inline.get_mut(self.len)
+        {
+            *slot = i;
+            self.len += 1;
+            return;
+        }
+        if self.spilled.is_empty() {
+            self.spilled.extend_from_slice(self.inline.get(..self.len).unwrap_or(&[]));
+        }
+        self.spilled.push(i);
+    }
+}
+
+impl std::ops::Deref for Places {
+    type Target = [usize];
+
+    fn deref(&self) -> &[usize] {
+        if self.spilled.is_empty() {
+            self.inline.get(..self.len).unwrap_or(&[])
+        } else {
+            &self.spilled
+        }
+    }
 }
 
 impl Policy {
@@ -207,7 +252,7 @@ impl Policy {
                     None => {
                         found = Some(Presented {
                             token: t,
-                            sources: vec![i],
+                            sources: Places::one(i),
                         })
                     }
                     Some(p) if p.token == t => p.sources.push(i),
@@ -817,4 +862,28 @@ fn header_value(v: &serde_json::Value) -> Option<String> {
         other => other.to_string(),
     };
     (!s.bytes().any(|b| b.is_ascii_control())).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Places;
+    // On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
+    // (filter/scripts/test-core-wasm.sh).
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn places_keep_every_index_in_order_in_place_and_past_four() {
+        let mut p = Places::one(3);
+        assert_eq!(&*p, &[3]);
+        for i in [5, 7, 9] {
+            p.push(i);
+        }
+        assert_eq!(&*p, &[3, 5, 7, 9]);
+        assert!(p.spilled.is_empty(), "four stay in place");
+        p.push(11);
+        p.push(12);
+        assert_eq!(&*p, &[3, 5, 7, 9, 11, 12]);
+        assert_eq!(&*Places::default(), &[] as &[usize]);
+    }
 }

@@ -276,8 +276,27 @@ impl RouteTable {
             idx.for_each_match(facts.path, |k| candidates.extend(idx.rules.get(k)));
         }
         candidates.extend_from_slice(&self.root.prefix);
-        // `routes::segments`, cloneable.
-        self.root.visit(facts.path.split('/').filter(|s| !s.is_empty()), candidates);
+        // `routes::segments`, split once: up to 16 in place, longer paths
+        // in a vector.
+        let mut inline = [""; 16];
+        let mut n = 0;
+        let mut spilled: Vec<&str> = Vec::new();
+        for seg in facts.path.split('/').filter(|s| !s.is_empty()) {
+            match inline.get_mut(n) {
+                Some(slot) if spilled.is_empty() => {
+                    *slot = seg;
+                    n += 1;
+                }
+                _ => {
+                    if spilled.is_empty() {
+                        spilled.extend_from_slice(inline.get(..n).unwrap_or(&[]));
+                    }
+                    spilled.push(seg);
+                }
+            }
+        }
+        let segs = if spilled.is_empty() { inline.get(..n).unwrap_or(&[]) } else { spilled.as_slice() };
+        self.root.visit(segs, candidates);
         candidates.sort_unstable();
         candidates.dedup();
         candidates
@@ -292,19 +311,19 @@ impl Node {
     /// segments `segs`. Recurses only into existing child and parameter
     /// nodes: the depth is bounded by the deepest configured route, not by
     /// the request's path.
-    fn visit<'p>(&self, mut segs: impl Iterator<Item = &'p str> + Clone, out: &mut Vec<u32>) {
-        let Some(seg) = segs.next() else {
+    fn visit(&self, segs: &[&str], out: &mut Vec<u32>) {
+        let Some((seg, rest)) = segs.split_first() else {
             out.extend_from_slice(&self.exact);
             return;
         };
         out.extend_from_slice(&self.rest);
-        if let Some(child) = self.children.get(seg) {
+        if let Some(child) = self.children.get(*seg) {
             out.extend_from_slice(&child.prefix);
-            child.visit(segs.clone(), out);
+            child.visit(rest, out);
         }
         if let Some(p) = &self.param {
             out.extend_from_slice(&p.prefix);
-            p.visit(segs, out);
+            p.visit(rest, out);
         }
     }
 }
@@ -426,5 +445,41 @@ mod tests {
             }
         }
         assert!(matched > 500, "the cases match something: {matched}");
+    }
+
+    /// Paths longer than the 16 segments split in place take the vector:
+    /// the same rules match either way, as the linear reference says.
+    #[test]
+    fn deep_paths_find_the_same_rule_as_the_linear_reference() {
+        let seg = |n: usize| (0..n).map(|i| format!("/s{i}")).collect::<String>();
+        let config = serde_json::json!({
+            "providers": [],
+            "rules": [
+                {"name": "exact-17", "match": {"exact": seg(17)}, "require": "public"},
+                {"name": "exact-16", "match": {"exact": seg(16)}, "require": "public"},
+                {"name": "tpl-20", "match": {"template": format!("{}/{{id}}/s19", seg(18))}, "require": "public"},
+                {"name": "prefix-15", "match": {"prefix": seg(15)}, "require": "public"},
+                {"name": "rest", "match": {"template": "/s0/{*rest}"}, "require": "public"},
+            ],
+        });
+        let p = crate::compile_json(config.to_string().as_bytes()).unwrap();
+        let want = [
+            (15, "prefix-15"),
+            (16, "exact-16"),
+            (17, "exact-17"),
+            (18, "prefix-15"),
+            (20, "tpl-20"),
+            (40, "prefix-15"),
+            (14, "rest"),
+            (2, "rest"),
+        ];
+        for (n, rule) in want {
+            let path = seg(n);
+            let facts = RouteFacts { method: "GET", path: &path, host: None, route_name: None };
+            let table = p.authz().find(&facts).map(|r| r.name().to_owned());
+            let linear = p.authz().find_linear(&facts).map(|r| r.name().to_owned());
+            assert_eq!(table, linear, "{path}");
+            assert_eq!(table.as_deref(), Some(rule), "{path}");
+        }
     }
 }
