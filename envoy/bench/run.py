@@ -321,7 +321,10 @@ def scenarios(keys: Keys, n_tokens: int):
         yield "other build: RS256 repeated token", [other], [one["RS256"]], 200, "scopegate RS256 repeated token"
         for alg in ALL_ALGS:
             yield f"other build: {alg} distinct", [other], keys.distinct(alg, n_tokens), 200, f"scopegate {alg} distinct"
+        yield "other build: public route (/healthz, no token)", [other], ["-"], 200, "scopegate public route (/healthz, no token)"
         yield "other build: deny: no token", [other], ["-"], 401, "scopegate deny: no token"
+        yield "other build: deny: bad signature", [other], [bad], 401, "scopegate deny: bad signature"
+        yield "other build: deny: insufficient scope", [other], [low], 403, "scopegate deny: insufficient scope"
 
 
 # What scopegate does per request on a cache hit with the benchmark's config
