@@ -151,6 +151,64 @@ fn key_reference_and_critical_headers_are_never_trusted() {
     }
 }
 
+/// The header members verification reads, each of the wrong type or
+/// value, in correctly signed tokens: the token is malformed (as
+/// jwt-compact's `Header` refused them); a key reference of any type is
+/// refused as a header; `cty` is JSON in any case or absent.
+#[test]
+fn header_members_of_the_wrong_type_make_a_malformed_token() {
+    let payload = Value::Object(claims("a"));
+    let signed = |header: Value| hs256_with(&HMAC_SECRET, &header, &payload);
+    for (name, value) in [
+        ("kid", json!(7)),
+        ("typ", json!(["JWT"])),
+        ("cty", json!(true)),
+        ("cty", json!("cbor")),
+        ("x5t", json!(1)),
+        ("x5t#S256", json!({})),
+    ] {
+        let mut header = json!({"alg": "HS256"});
+        header[name] = value.clone();
+        assert_eq!(reason(&signed(header)), Reason::Malformed, "{name}: {value}");
+    }
+    assert_eq!(reason(&signed(json!({"kid": "hs-1"}))), Reason::Malformed, "no alg");
+    assert_eq!(reason(&signed(json!({"alg": null}))), Reason::Malformed, "alg null");
+    assert_eq!(reason(&signed(json!({"alg": "none"}))), Reason::AlgorithmNotAllowed);
+    assert_eq!(reason(&signed(json!({"alg": "HS256", "jku": 5}))), Reason::HeaderNotAllowed);
+    assert_eq!(reason(&signed(json!({"alg": "HS256", "x5u": null}))), Reason::HeaderNotAllowed);
+    for cty in ["JSON", "json"] {
+        assert!(check(&signed(json!({"alg": "HS256", "kid": "hs-1", "cty": cty}))).is_ok(), "{cty}");
+    }
+    // Hints nothing reads: accepted as strings.
+    let t = signed(json!({"alg": "HS256", "kid": "hs-1", "x5t": "AAAA", "x5t#S256": "BBBB"}));
+    assert!(check(&t).is_ok());
+    // The header is a JSON object of unique members.
+    let raw = |header: &str| {
+        let (_, rest) = signed(json!({"alg": "HS256"})).split_once('.').map(|(h, r)| (h.to_owned(), r.to_owned())).unwrap();
+        format!("{}.{rest}", b64(header.as_bytes()))
+    };
+    assert_eq!(reason(&raw(r#"["HS256"]"#)), Reason::Malformed);
+    assert_eq!(reason(&raw(r#"{"alg":"HS256","alg":"HS256"}"#)), Reason::Malformed);
+    assert_eq!(reason(&raw(r#"{"alg":"HS256""#)), Reason::Malformed);
+}
+
+/// A signature segment with non-zero trailing bits (another spelling of the
+/// same bytes) is not base64url: one token has one spelling.
+#[test]
+fn a_signature_spelled_with_trailing_bits_is_malformed() {
+    let t = sign("HS256", Some("hs-1"), &claims("a"));
+    assert!(check(&t).is_ok());
+    // 32 bytes = 43 characters; the last one carries 2 unused bits.
+    let (input, sig) = t.rsplit_once('.').unwrap();
+    let last = sig.chars().last().unwrap();
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let i = alphabet.find(last).unwrap();
+    assert_eq!(i % 4, 0, "canonical: the unused bits are zero");
+    let other = alphabet.chars().nth(i + 1).unwrap();
+    let respelled = format!("{input}.{}{other}", &sig[..sig.len() - 1]);
+    assert_eq!(reason(&respelled), Reason::Malformed);
+}
+
 #[test]
 fn psychic_and_der_ecdsa_signatures_are_refused() {
     let payload = Value::Object(claims("a"));
