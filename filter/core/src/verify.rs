@@ -226,38 +226,8 @@ pub fn verify_with_keys(
     // Each segment is decoded once, here, and nothing in it is trusted
     // until the signature holds: the header's members choose the algorithm
     // and the key, the payload's claims the provider (`check_provider`).
-    let header = match decoded(header_b64).map(|json| crate::json_guard::parse_object(&json)) {
-        Some(Ok(header)) => header,
-        Some(Err(crate::json_guard::ObjectError::Duplicate)) => {
-            return fail(
-                Reason::Malformed,
-                "header or payload repeats a JSON member name",
-            );
-        }
-        Some(Err(crate::json_guard::ObjectError::NotAnObject(e))) => {
-            return fail(
-                Reason::Malformed,
-                format!("token does not parse: the header is not a JSON object: {e}"),
-            );
-        }
-        None => return fail(Reason::Malformed, "token does not parse: the header is not base64url"),
-    };
-    let mut claims = match decoded(payload_b64).map(|json| crate::json_guard::parse_object(&json)) {
-        Some(Ok(claims)) => claims,
-        Some(Err(crate::json_guard::ObjectError::Duplicate)) => {
-            return fail(
-                Reason::Malformed,
-                "header or payload repeats a JSON member name",
-            );
-        }
-        Some(Err(crate::json_guard::ObjectError::NotAnObject(e))) => {
-            return fail(
-                Reason::Malformed,
-                format!("payload is not a JSON object of claims: {e}"),
-            );
-        }
-        None => return fail(Reason::Malformed, "payload is not base64url"),
-    };
+    let header = json_segment(header_b64, "token does not parse: the header")?;
+    let mut claims = json_segment(payload_b64, "payload")?;
     let Some(signature) = decoded(signature_b64) else {
         return fail(Reason::Malformed, "token does not parse: the signature is not base64url");
     };
@@ -507,6 +477,23 @@ impl Untrusted {
             typ,
             signature,
         })
+    }
+}
+
+/// The JSON object of unique members a header or payload segment holds;
+/// `what` names it in the failure.
+fn json_segment(segment: &str, what: &str) -> Result<Obj, Failure> {
+    match decoded(segment).map(|json| crate::json_guard::parse_object(&json)) {
+        Some(Ok(object)) => Ok(object),
+        Some(Err(crate::json_guard::ObjectError::Duplicate)) => fail(
+            Reason::Malformed,
+            "header or payload repeats a JSON member name",
+        ),
+        Some(Err(crate::json_guard::ObjectError::NotAnObject(e))) => fail(
+            Reason::Malformed,
+            format!("{what} is not a JSON object: {e}"),
+        ),
+        None => fail(Reason::Malformed, format!("{what} is not base64url")),
     }
 }
 
