@@ -175,9 +175,11 @@ fn fail<T>(reason: Reason, detail: impl Into<String>) -> Result<T, Failure> {
     })
 }
 
-/// Header fields that would let the token choose its own key, or that carry
-/// semantics we do not implement. Keys come only from configuration.
-const REFUSED_HEADERS: [&str; 5] = ["jku", "x5u", "jwk", "x5c", "crit"];
+/// Header fields that would let the token choose its own key (by URL: never
+/// trusted; inline: not accepted), or that carry semantics we do not
+/// implement. Keys come only from configuration.
+const KEY_URL_HEADERS: [&str; 2] = ["jku", "x5u"];
+const REFUSED_HEADERS: [&str; 3] = ["jwk", "x5c", "crit"];
 
 /// Verifies `token` against the providers at time `now` (Unix seconds).
 /// `max_token_bytes` bounds the raw token before anything is parsed; only
@@ -457,7 +459,7 @@ impl Untrusted {
                 format!("token does not parse: content type {cty:?} is not JSON"),
             );
         }
-        for name in ["jku", "x5u"] {
+        for name in KEY_URL_HEADERS {
             if header.contains_key(name) {
                 return fail(
                     Reason::HeaderNotAllowed,
