@@ -76,6 +76,14 @@ bench: wasm venv
 bench-probe: wasm venv
 	.venv/bin/python envoy/bench/run.py --probe $(BENCH_ARGS)
 
+# Envoy instructions per request under valgrind (callgrind): the same
+# scenarios, counted instead of timed (repeatable to about 0.1%).
+.PHONY: bench-instructions
+INSTR_ARGS ?=
+bench-instructions: wasm venv
+	@command -v valgrind >/dev/null || { s=; [ "$$(id -u)" -eq 0 ] || s=sudo; $$s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -qq valgrind; }
+	.venv/bin/python envoy/bench/instructions.py $(INSTR_ARGS)
+
 demo: wasm venv
 	cargo build -q -p scopegate-example-auth-server
 	.venv/bin/python examples/mesh/demo.py --no-build

@@ -16,8 +16,26 @@ pub enum Applied {
     Replied,
 }
 
+thread_local! {
+    /// (second, debug on) of the last log-level read.
+    static DEBUG: core::cell::Cell<Option<(i64, bool)>> = const { core::cell::Cell::new(None) };
+}
+
+/// Whether Envoy logs at debug level. Read from the host at most once per
+/// second of the host clock (a host call per request cost 1.2 k instructions
+/// in Envoy: BENCHMARKS.md); a change of Envoy's log level
+/// (`/logging?level=debug`) takes effect from the next second.
 fn debug_enabled() -> bool {
-    hostcalls::get_log_level().is_ok_and(|l| l as u32 <= LogLevel::Debug as u32)
+    let second = crate::facts::last_second();
+    if let Some((at, on)) = DEBUG.get()
+        && at == second
+        && second != i64::MIN
+    {
+        return on;
+    }
+    let on = hostcalls::get_log_level().is_ok_and(|l| l as u32 <= LogLevel::Debug as u32);
+    DEBUG.set(Some((second, on)));
+    on
 }
 
 /// Applies an Allow or Deny. (Waiting on a Pending decision is the caller's
