@@ -349,3 +349,45 @@ fn a_shadowed_rule_or_a_bad_regex_refuses_the_config_naming_the_rule() {
         vm.log_messages()
     );
 }
+
+#[test]
+fn a_repeated_token_header_is_decided_on_its_first_value_and_stripped_whole() {
+    // The shim reads the request header map in one call; a name's first
+    // value is the one `proxy_get_header_map_value` would give, and the
+    // token header goes away with every value it has.
+    let host = host();
+    let vm = start(&host, &policy_config(json!({})));
+    let read = bearer("svc-a:orders:read", json!({}));
+
+    let s = send(
+        &vm,
+        "GET",
+        "/orders/7",
+        &[("authorization", &read), ("authorization", "Bearer not-a-token")],
+        None,
+    );
+    assert_eq!(s.out, Outcome::Continue, "the first value holds a valid token");
+    assert!(header(&s.upstream, "authorization").is_empty(), "{:?}", s.upstream);
+
+    let s = send(
+        &vm,
+        "GET",
+        "/orders/7",
+        &[("authorization", "Bearer not-a-token"), ("authorization", &read)],
+        None,
+    );
+    let (status, body) = reply(&s.out);
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("malformed")),
+        "a valid token after a bad one is not looked for"
+    );
+
+    // Headers the policy does not read change nothing, however many.
+    let many: Vec<(String, String)> = (0..200).map(|i| (format!("x-h{i}"), "v".repeat(i))).collect();
+    let mut headers: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    headers.push(("authorization", &read));
+    let s = send(&vm, "GET", "/orders/7", &headers, None);
+    assert_eq!(s.out, Outcome::Continue);
+    assert_eq!(header(&s.upstream, "x-h199"), vec!["v".repeat(199).as_str()]);
+}
