@@ -121,7 +121,7 @@ pub struct Policy {
     pub(crate) max_token_bytes: usize,
     /// Every header the filter may write upstream (lower case): always removed
     /// from the inbound request first, so clients cannot spoof them.
-    pub(crate) managed_headers: Vec<std::sync::Arc<str>>,
+    pub(crate) managed_headers: std::sync::Arc<[std::sync::Arc<str>]>,
     /// Every token location of every provider, without repeats; providers
     /// refer to them by index.
     pub(crate) sources: Vec<TokenSource>,
@@ -180,6 +180,10 @@ impl Policy {
         &self.warnings
     }
     pub fn managed_headers(&self) -> &[std::sync::Arc<str>] {
+        &self.managed_headers
+    }
+    /// [`Policy::managed_headers`], shared (a clone is a reference count).
+    pub fn managed_headers_shared(&self) -> &std::sync::Arc<[std::sync::Arc<str>]> {
         &self.managed_headers
     }
     /// The request headers the decision reads; `:method` and `:path` always.
@@ -335,6 +339,7 @@ pub fn compile(config: &Config) -> Result<Policy, Vec<ConfigError>> {
     }
     managed_headers.sort();
     managed_headers.dedup();
+    let managed_headers: std::sync::Arc<[std::sync::Arc<str>]> = managed_headers.into();
     let max_token_bytes = providers
         .iter()
         .map(|p| p.max_token_bytes)

@@ -324,3 +324,44 @@ fn a_bot_with_an_api_key_is_let_through_and_its_key_is_not_forwarded() {
         "API keys are not a JWT provider"
     );
 }
+
+#[test]
+fn spoofed_claim_headers_are_stripped_and_absent_ones_cost_no_host_call() {
+    // The config forwards `sub` and `scope` (x-scopegate-sub, x-scopegate-scope).
+    let host = host();
+    let vm = start(&host, &config(default_rules()));
+    let calls = |path: &str, extra: &[(&str, &str)]| {
+        let mut headers = vec![(":method", "GET"), (":path", path), (":authority", "svc-a"), (":scheme", "http")];
+        headers.extend_from_slice(extra);
+        let mut s = vm.http_stream();
+        let out = s.request_headers(&headers, true);
+        let upstream = s.request_headers_now();
+        let n = s.hostcalls_used();
+        s.finish();
+        (out, upstream, n)
+    };
+    // The first request of a second also reads the log level: not counted.
+    let _ = calls("/healthz", &[]);
+    let (out, upstream, clean) = calls("/healthz", &[]);
+    assert_eq!(out, Outcome::Continue);
+    assert_eq!(upstream_header(&upstream, "x-scopegate-sub"), None);
+    let (out, upstream, one) = calls("/healthz", &[("x-scopegate-sub", "mallory")]);
+    assert_eq!(out, Outcome::Continue);
+    assert_eq!(upstream_header(&upstream, "x-scopegate-sub"), None, "a spoofed copy is removed");
+    let (_, upstream, both) = calls(
+        "/healthz",
+        &[("X-Scopegate-Scope", "svc-a:admin"), ("x-scopegate-sub", "mallory"), ("x-scopegate-sub", "eve")],
+    );
+    assert_eq!(upstream_header(&upstream, "x-scopegate-sub"), None, "every value of it");
+    assert_eq!(upstream_header(&upstream, "x-scopegate-scope"), None, "whatever its case");
+    // One removal per spoofed header present; none for those absent.
+    assert_eq!((one, both), (clean + 1, clean + 2), "host calls per request");
+
+    // On an allow the forwarded claims replace whatever came in.
+    let token = sign("RS256", Some("rsa-1"), &claims("svc-a:orders:read"));
+    let (out, upstream) = get(&vm, "/orders/7", Some(&token), &[("x-scopegate-sub", "mallory")]);
+    assert_eq!(out, Outcome::Continue);
+    assert_eq!(upstream_header(&upstream, "x-scopegate-sub"), Some("alice"));
+    assert_eq!(upstream_header(&upstream, "x-scopegate-scope"), Some("svc-a:orders:read"));
+    assert_eq!(upstream_header(&upstream, "authorization"), None);
+}

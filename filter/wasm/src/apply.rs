@@ -90,8 +90,19 @@ pub fn apply(decision: &Decision, facts: &Facts) -> Applied {
             }
             // A header that is set next needs no removal first: a replace
             // drops every value of the name (one host call instead of two).
+            // A managed header the request does not carry has nothing to
+            // strip.
+            let mut names: Option<Option<Vec<&[u8]>>> = None;
             for name in &allow.remove_headers {
                 if allow.set_headers.iter().any(|(n, _)| n == name) {
+                    continue;
+                }
+                if facts.is_managed(name)
+                    && names
+                        .get_or_insert_with(|| facts.header_names())
+                        .as_ref()
+                        .is_some_and(|ns| !ns.iter().any(|k| k.eq_ignore_ascii_case(name.as_bytes())))
+                {
                     continue;
                 }
                 let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);

@@ -13,6 +13,14 @@ pub struct Facts {
     pub headers: Vec<(String, String)>,
     /// Envoy's `xds.route_name`, read only when the policy keys rules on it.
     pub route_name: Option<String>,
+    /// The policy's managed headers (forwarded claims and payloads, the
+    /// dry-run header): an allow strips only inbound copies that exist, so
+    /// no host call removes an absent one (in Envoy that still costs ≈ 2.3 k
+    /// instructions).
+    managed: std::sync::Arc<[std::sync::Arc<str>]>,
+    /// The request header map as the host serialised it, read again only
+    /// for that (see [`Facts::header_names`]).
+    raw: Vec<u8>,
 }
 
 /// The request headers, in one host call: `proxy_get_header_map_pairs`
@@ -151,6 +159,7 @@ impl Facts {
                 Err(()) => headers.push((name.to_owned(), String::from("\u{fffd}"))),
             }
         }
+        let managed = policy.managed_headers_shared().clone();
         let route_name = if policy.wants_route_name() {
             route_name()
         } else {
@@ -161,7 +170,20 @@ impl Facts {
             path,
             headers,
             route_name,
+            managed,
+            raw,
         })
+    }
+
+    /// Whether `name` is one of the policy's managed headers.
+    pub fn is_managed(&self, name: &str) -> bool {
+        self.managed.iter().any(|m| &**m == name)
+    }
+
+    /// The names of the request's headers (`None` if the map cannot be
+    /// read again: then nothing may be assumed absent).
+    pub fn header_names(&self) -> Option<Vec<&[u8]>> {
+        parse_pairs(&self.raw).map(|pairs| pairs.into_iter().map(|(k, _)| k).collect())
     }
 
     /// Runs `f` with the core's view of these facts at time `now`.
