@@ -38,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -77,19 +76,8 @@ def measure(envoy: str, args, work: Path, name: str, filters: list[dict], tokens
          envoy, "-c", str(cfg), "--concurrency", "1", "--use-dynamic-base-id", "-l", "warning"],
         stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 300
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name}: envoy exited: {(work / f'{slug}.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except Exception:  # noqa: BLE001
-                pass
-            if time.time() > deadline:
-                raise RuntimeError(f"{name}: envoy not ready in 300 s under valgrind")
-            time.sleep(1)
+        # Envoy starts slowly under valgrind.
+        run.wait_ready(proc, admin, name, work / f"{slug}.log", seconds=300, poll=1)
         warm = send(listen, tokens, 0, args.warmup, path)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True, timeout=120)
         codes = send(listen, tokens, args.warmup, args.requests, path)

@@ -225,6 +225,23 @@ end
 """
 
 
+def wait_ready(proc: subprocess.Popen, admin: int, name: str, log: Path, seconds: float, poll: float) -> None:
+    """Waits until Envoy's admin `/ready` answers 200; raises if Envoy exits or `seconds` pass."""
+    deadline = time.time() + seconds
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name}: envoy exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=max(1.0, poll)) as r:
+                if r.status == 200:
+                    return
+        except Exception:  # noqa: BLE001
+            pass
+        if time.time() > deadline:
+            raise RuntimeError(f"{name}: envoy not ready in {seconds:.0f} s")
+        time.sleep(poll)
+
+
 def run_scenario(envoy: str, args, work: Path, name: str, filters: list[dict], tokens: list[str],
                  expect: int, path: str = PATH) -> dict:
     listen, admin = free_port(), free_port()
@@ -236,19 +253,7 @@ def run_scenario(envoy: str, args, work: Path, name: str, filters: list[dict], t
     proc = subprocess.Popen(["taskset", "-c", str(args.envoy_cpu), envoy, "-c", str(cfg), "--concurrency", "1",
                              "--use-dynamic-base-id", "-l", "warning"], stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name}: envoy exited: {(work / f'{name}.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except Exception:  # noqa: BLE001
-                pass
-            if time.time() > deadline:
-                raise RuntimeError(f"{name}: envoy not ready in 30 s")
-            time.sleep(0.1)
+        wait_ready(proc, admin, name, work / f"{name}.log", seconds=30, poll=0.1)
         url = f"http://127.0.0.1:{listen}{path}"
         first = None if tokens[0] == "-" else "Bearer " + tokens[0]
         got = http_status(url, first)
