@@ -37,7 +37,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
@@ -512,6 +512,18 @@ class ScopegateEnvoy:
             k, _, v = line.partition(": ")
             out[k] = v
         return out
+
+    def stats_until(self, pred: Callable[[dict[str, str]], Any], filter_text: str = "",
+                    timeout: float = 5.0) -> dict[str, str]:
+        """Admin /stats, read every 0.1 s until `pred(stats)` holds or `timeout` seconds
+        pass (returns the last read either way). scopegate publishes the counters a
+        request bumps on its root tick, at least once a second, not during the request."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.stats(filter_text)
+            if pred(stats) or time.monotonic() >= deadline:
+                return stats
+            time.sleep(0.1)
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -6,6 +6,8 @@ One Envoy for the module (fixture `policy_gw`)."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pytest
 
 from scopegate_envoy import Response, ScopegateEnvoy, http_request
@@ -70,14 +72,17 @@ def denied(r: Response, status: int, reason: str, rule: str | None = None) -> di
     return body
 
 
-def counters(gw: ScopegateEnvoy, prefix: str) -> dict[str, int]:
-    """Filter counters from admin /stats (text /stats shows them under `wasmcustom.`)."""
-    out = {}
-    for k, v in gw.stats(prefix.replace(".", "\\.")).items():
-        name = k.removeprefix("wasmcustom.")
-        if name.startswith(prefix) and v.strip().isdigit():
-            out[name] = int(v)
-    return out
+def counters(gw: ScopegateEnvoy, prefix: str, until: Callable[[dict[str, int]], bool] = bool) -> dict[str, int]:
+    """Filter counters from admin /stats (text /stats shows them under `wasmcustom.`), read
+    until `until(counters)` holds (they are published on the filter's tick) or 5 s pass."""
+    def parse(stats: dict[str, str]) -> dict[str, int]:
+        out = {}
+        for k, v in stats.items():
+            name = k.removeprefix("wasmcustom.")
+            if name.startswith(prefix) and v.strip().isdigit():
+                out[name] = int(v)
+        return out
+    return parse(gw.stats_until(lambda s: until(parse(s)), prefix.replace(".", "\\.")))
 
 
 def seen_values(seen: dict, name: str) -> list[str]:
@@ -135,7 +140,8 @@ def test_local_roles_and_wildcards_grant_scopes(policy_gw, keys):
 def test_the_super_admin_scope_passes_and_is_counted(policy_gw, keys):
     forwarded(get(policy_gw, "/admin/users", keys.token(scope="svc-a:superadmin")))
     forwarded(get(policy_gw, "/reports/x", keys.token(scope="svc-a:superadmin")))
-    stats = counters(policy_gw, "scopegate.superadmin_used")
+    stats = counters(policy_gw, "scopegate.superadmin_used",
+                     lambda s: s.get("scopegate.superadmin_used", 0) >= 2)
     assert stats.get("scopegate.superadmin_used", 0) >= 2, stats
     assert any("super-admin scope used" in ln for ln in policy_gw.wasm_log_lines()), policy_gw.log_tail()
 
@@ -155,7 +161,8 @@ def test_a_dry_run_rule_lets_the_request_through_with_the_would_be_decision(poli
     assert seen_values(seen, "x-scopegate-dry-run") == ["deny; status=401; reason=token_missing; rule=beta"]
     seen = forwarded(get(policy_gw, "/beta/feature", keys.token(scope="svc-a:beta")))
     assert seen_values(seen, "x-scopegate-dry-run") == ["allow; reason=allowed; rule=beta"]
-    stats = counters(policy_gw, "scopegate.")
+    stats = counters(policy_gw, "scopegate.", lambda s: s.get("scopegate.dry_run.would_deny", 0) >= 1
+                     and s.get("scopegate.rule.beta.denied", 0) >= 1)
     assert stats.get("scopegate.dry_run.would_deny", 0) >= 1, stats
     assert stats.get("scopegate.rule.beta.denied", 0) >= 1, stats
 
@@ -183,7 +190,7 @@ def test_an_encoded_slash_never_reaches_the_upstream(policy_gw, keys):
 
 def test_per_rule_counters_are_in_envoy_stats(policy_gw, keys):
     forwarded(get(policy_gw, "/healthz"))
-    stats = counters(policy_gw, "scopegate.rule.")
+    stats = counters(policy_gw, "scopegate.rule.", lambda s: s.get("scopegate.rule.health.allowed", 0) >= 1)
     assert stats.get("scopegate.rule.health.allowed", 0) >= 1, stats
     assert "scopegate.rule.order.denied" in stats, stats
 

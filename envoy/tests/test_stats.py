@@ -140,10 +140,16 @@ def counted(keys: KeySet, tmp_path_factory: pytest.TempPathFactory):
             assert r.status == status, _explain(gw, what, r)
             if status != 200:
                 assert r.json()["reason"] == reason, _explain(gw, what, r)
+        # Published on the filter's tick (at least once a second), not during the request.
+        gw.stats_until(lambda s: _published(s) == len(TRAFFIC), r"scopegate\.(allowed|denied)$")
         yield gw
     finally:
         gw.stop()
         print(f"\n[scopegate] Envoy log: {gw.log_path}")
+
+
+def _published(stats: dict[str, str]) -> int:
+    return sum(int(stats.get(f"wasmcustom.scopegate.{k}", "0") or 0) for k in ("allowed", "denied"))
 
 
 def _counter_families(names: Any) -> list[str]:

@@ -50,6 +50,13 @@ pub fn host() -> Host {
     host
 }
 
+/// Lets a second of virtual time pass, so every VM's root tick publishes the
+/// counters its requests counted (scopegate counts per-request counters in
+/// the VM and publishes them on the tick, at least once a second).
+pub fn publish_counters(host: &Host) {
+    host.advance(Duration::from_secs(1));
+}
+
 /// A scopegate VM (plugin name `scopegate`, vm_id `sg`, debug logs) given
 /// `config`, whether or not it accepts it.
 ///

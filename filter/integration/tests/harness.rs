@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use proxy_wasm_harness::{Outcome, Vm};
-use scopegate_integration::{host, module, vm as start};
+use scopegate_integration::{host, module, publish_counters, vm as start};
 use scopegate_testkit::*;
 use serde_json::{Value, json};
 
@@ -92,8 +92,48 @@ fn a_valid_token_with_the_scope_is_forwarded_with_claims_and_without_the_token()
         1,
         "spoofed copy removed"
     );
+    // Counted in the VM, published on the root's tick within a second.
+    assert_eq!(host.metric_value("scopegate.allowed"), Some(0));
+    publish_counters(&host);
     assert_eq!(host.metric_value("scopegate.allowed"), Some(1));
     assert_eq!(host.metric_value("scopegate.decision.allowed"), Some(1));
+}
+
+#[test]
+fn request_counters_are_published_on_the_next_tick_and_when_the_vm_shuts_down() {
+    let host = host();
+    let vm = start(&host, &config(default_rules()));
+    assert_eq!(
+        vm.tick_period(),
+        Some(Duration::from_secs(1)),
+        "without remote work the tick only publishes counters"
+    );
+    let denied = |n: i64| {
+        assert_eq!(host.metric_value("scopegate.denied"), Some(n));
+        assert_eq!(
+            host.metric_value("scopegate.decision.token_missing"),
+            Some(n)
+        );
+        assert_eq!(
+            host.metric_value("scopegate.rule.orders-read.denied"),
+            Some(n)
+        );
+    };
+    get(&vm, "/orders", None, &[]);
+    get(&vm, "/orders", None, &[]);
+    denied(0);
+    host.advance(Duration::from_millis(999));
+    denied(0);
+    host.advance(Duration::from_millis(1));
+    denied(2);
+    // A tick with nothing new publishes nothing more.
+    host.advance(Duration::from_secs(3));
+    denied(2);
+    get(&vm, "/orders", None, &[]);
+    denied(2);
+    // Counted before the shutdown, published by it.
+    assert!(vm.shutdown());
+    denied(3);
 }
 
 #[test]
@@ -110,6 +150,7 @@ fn a_missing_token_gets_401_with_a_bare_bearer_challenge() {
     assert_eq!(out.header("content-type"), Some("application/json"));
     assert_eq!(body["reason"], "token_missing");
     assert_eq!(body["rule"], "orders-read");
+    publish_counters(&host);
     assert_eq!(host.metric_value("scopegate.denied"), Some(1));
     assert_eq!(
         host.metric_value("scopegate.decision.token_missing"),

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use proxy_wasm_harness::{Callout, Host, HttpStream, Outcome, Vm};
-use scopegate_integration::{configured_vm as start, module};
+use scopegate_integration::{configured_vm as start, module, publish_counters};
 use scopegate_testkit::*;
 use serde_json::{Value, json};
 
@@ -81,7 +81,9 @@ fn active(scope: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// An introspection counter, after the tick that publishes it.
 fn metric(host: &Host, what: &str) -> i64 {
+    publish_counters(host);
     host.metric_value(&format!("scopegate.introspection.main.{what}"))
         .unwrap_or(0)
 }

@@ -28,7 +28,7 @@
 use std::time::Instant;
 
 use proxy_wasm_harness::{Host, LogLevel, Outcome, UpstreamReply, Vm};
-use scopegate_integration::{host, module};
+use scopegate_integration::{host, module, publish_counters};
 use scopegate_testkit::*;
 use serde_json::{Value, json};
 
@@ -211,6 +211,7 @@ fn distinct_then_repeated(n: u64, repeated: u64, cache: u64, warm: u64, samples:
     });
     assert_flat_after("repeated tokens", &rep, 64);
     assert!(rep.last().unwrap().1 <= at_end + PAGE_KIB, "{rep:?}");
+    publish_counters(&host);
     assert_eq!(
         host.metric_value("scopegate.decision.allowed"),
         Some((n + repeated) as i64)
@@ -319,6 +320,7 @@ fn memory_stays_flat_over_a_million_mixed_refused_and_introspected_tokens() {
     assert_flat_after("mixed tokens", &curve, n / 4);
     // Requests i < n with i % 8 == k, for the allowed kinds 0, 4 and 7.
     let of_kind = |k: u64| (n + 7 - k) / 8;
+    publish_counters(&host);
     assert_eq!(
         host.metric_value("scopegate.decision.allowed"),
         Some((of_kind(0) + of_kind(4) + of_kind(7)) as i64)

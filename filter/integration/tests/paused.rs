@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use proxy_wasm_harness::{Callout, Host, HttpStream, Outcome, Vm};
-use scopegate_integration::configured_vm as start;
+use scopegate_integration::{configured_vm as start, publish_counters};
 use scopegate_testkit::*;
 use serde_json::{Value, json};
 
@@ -99,7 +99,9 @@ fn active(sub: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// An introspection counter, after the tick that publishes it.
 fn intro_metric(host: &Host, what: &str) -> i64 {
+    publish_counters(host);
     host.metric_value(&format!("scopegate.introspection.main.{what}"))
         .unwrap_or(0)
 }
@@ -165,6 +167,7 @@ fn introspection_pauses_at_most_1024_requests_the_next_get_503_at_once_and_the_p
             "request {k}"
         );
     }
+    publish_counters(&host);
     assert_eq!(
         host.metric_value("scopegate.decision.allowed"),
         Some(CAP as i64)
@@ -273,13 +276,14 @@ fn requests_waiting_for_keys_are_capped_at_1024_the_next_get_503_and_the_paused_
         host.metric_value("scopegate.provider.main.paused_overflow"),
         Some(1)
     );
+    assert_eq!(count(&vm, JWKS_OVER_CAP_LOG), 1, "{:?}", vm.log_messages());
+    // The fetch starts (on the tick, which publishes the counters) and is
+    // answered: every paused request resumes allowed.
+    host.advance(Duration::from_millis(250));
     assert_eq!(
         host.metric_value("scopegate.decision.jwks_unavailable"),
         Some(1)
     );
-    assert_eq!(count(&vm, JWKS_OVER_CAP_LOG), 1, "{:?}", vm.log_messages());
-    // The fetch starts and is answered: every paused request resumes allowed.
-    host.advance(Duration::from_millis(250));
     let fetches = host.pending_callouts();
     assert_eq!(fetches.len(), 1, "one fetch for all the waiting requests");
     assert!(
@@ -296,6 +300,7 @@ fn requests_waiting_for_keys_are_capped_at_1024_the_next_get_503_and_the_paused_
             Some(format!("user-{}", k % 16))
         );
     }
+    publish_counters(&host);
     assert_eq!(
         host.metric_value("scopegate.decision.allowed"),
         Some(CAP as i64)
@@ -340,10 +345,6 @@ fn requests_waiting_for_keys_that_never_come_get_503_when_the_fetch_times_out() 
         host.metric_value("scopegate.jwks.main.fetch_failed"),
         Some(1)
     );
-    assert_eq!(
-        host.metric_value("scopegate.decision.jwks_unavailable"),
-        Some(CAP as i64 + 1)
-    );
     drop(waiting);
     assert_eq!(vm.streams_held(), 0);
     // Fetches failing and no keys: answered at once, not paused (no overflow either).
@@ -352,6 +353,12 @@ fn requests_waiting_for_keys_that_never_come_get_503_when_the_fetch_times_out() 
     assert_eq!(
         host.metric_value("scopegate.provider.main.paused_overflow"),
         Some(1)
+    );
+    // The paused, the one over the cap and the last one.
+    publish_counters(&host);
+    assert_eq!(
+        host.metric_value("scopegate.decision.jwks_unavailable"),
+        Some(CAP as i64 + 2)
     );
     assert!(vm.alive());
 }

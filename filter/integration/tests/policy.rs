@@ -7,8 +7,8 @@
     clippy::indexing_slicing
 )]
 
-use proxy_wasm_harness::{LogLevel, Outcome, Vm};
-use scopegate_integration::{configured_vm as start, host, module};
+use proxy_wasm_harness::{Host, LogLevel, Outcome, Vm};
+use scopegate_integration::{configured_vm as start, host, module, publish_counters};
 use scopegate_testkit::*;
 use serde_json::{Value, json};
 
@@ -60,6 +60,12 @@ fn bearer(scope: &str, extra: Value) -> String {
     format!("Bearer {}", sign("HS256", None, &c))
 }
 
+/// A counter, after the tick that publishes the per-request counts.
+fn counted(host: &Host, name: &str) -> Option<i64> {
+    publish_counters(host);
+    host.metric_value(name)
+}
+
 fn reply(out: &Outcome) -> (u32, Value) {
     match out {
         Outcome::LocalReply { status, body, .. } => {
@@ -84,7 +90,7 @@ fn each_outcome_has_its_status_challenge_and_counters() {
 
     let s = send(&vm, "GET", "/orders/7", &[("authorization", &read)], None);
     assert_eq!(s.out, Outcome::Continue);
-    assert_eq!(host.metric_value("scopegate.rule.order.allowed"), Some(1));
+    assert_eq!(counted(&host, "scopegate.rule.order.allowed"), Some(1));
 
     let s = send(&vm, "GET", "/orders/7", &[], None);
     let (status, body) = reply(&s.out);
@@ -112,7 +118,7 @@ fn each_outcome_has_its_status_challenge_and_counters() {
         )
     );
     assert_eq!(
-        host.metric_value("scopegate.rule.orders-write.denied"),
+        counted(&host, "scopegate.rule.orders-write.denied"),
         Some(1)
     );
 
@@ -129,9 +135,9 @@ fn each_outcome_has_its_status_challenge_and_counters() {
         "a template is one segment per parameter"
     );
 
-    assert_eq!(host.metric_value("scopegate.rule.order.denied"), Some(1));
-    assert_eq!(host.metric_value("scopegate.allowed"), Some(1));
-    assert_eq!(host.metric_value("scopegate.denied"), Some(3));
+    assert_eq!(counted(&host, "scopegate.rule.order.denied"), Some(1));
+    assert_eq!(counted(&host, "scopegate.allowed"), Some(1));
+    assert_eq!(counted(&host, "scopegate.denied"), Some(3));
     assert!(
         vm.logged("scopegate: allow GET /orders/7 rule=order reason=allowed sub=Some(\"alice\")"),
         "the decision is logged at debug with rule and principal: {:?}",
@@ -177,8 +183,8 @@ fn the_super_admin_scope_passes_is_counted_and_logged_at_info() {
         send(&vm, "POST", "/orders", &[("authorization", &root)], None).out,
         Outcome::Continue
     );
-    assert_eq!(host.metric_value("scopegate.superadmin_used"), Some(1));
-    assert_eq!(host.metric_value("scopegate.decision.super_admin"), Some(1));
+    assert_eq!(counted(&host, "scopegate.superadmin_used"), Some(1));
+    assert_eq!(counted(&host, "scopegate.decision.super_admin"), Some(1));
     assert!(
         vm.logs().iter().any(|l| l.level == LogLevel::Info
             && l.message.contains("super-admin scope used: POST /orders")),
@@ -190,7 +196,7 @@ fn the_super_admin_scope_passes_is_counted_and_logged_at_info() {
         send(&vm, "GET", "/healthz", &[("authorization", &root)], None).out,
         Outcome::Continue
     );
-    assert_eq!(host.metric_value("scopegate.superadmin_used"), Some(1));
+    assert_eq!(counted(&host, "scopegate.superadmin_used"), Some(1));
 }
 
 #[test]
@@ -210,14 +216,14 @@ fn dry_run_rules_let_denials_through_and_tell_the_upstream() {
         ["deny; status=401; reason=token_missing; rule=beta"],
         "the spoofed copy is replaced"
     );
-    assert_eq!(host.metric_value("scopegate.dry_run.would_deny"), Some(1));
-    assert_eq!(host.metric_value("scopegate.rule.beta.denied"), Some(1));
+    assert_eq!(counted(&host, "scopegate.dry_run.would_deny"), Some(1));
+    assert_eq!(counted(&host, "scopegate.rule.beta.denied"), Some(1));
     assert_eq!(
-        host.metric_value("scopegate.decision.token_missing"),
+        counted(&host, "scopegate.decision.token_missing"),
         Some(1)
     );
     assert_eq!(
-        host.metric_value("scopegate.allowed"),
+        counted(&host, "scopegate.allowed"),
         Some(1),
         "it went upstream"
     );
@@ -258,7 +264,7 @@ fn cors_preflights_pass_without_a_token_unless_enforced() {
     let s = send(&vm, "OPTIONS", "/orders", &preflight, None);
     assert_eq!(s.out, Outcome::Continue);
     assert_eq!(
-        host.metric_value("scopegate.decision.cors_preflight"),
+        counted(&host, "scopegate.decision.cors_preflight"),
         Some(1)
     );
     let s = send(
@@ -295,7 +301,7 @@ fn envoy_route_names_come_from_the_xds_route_name_property() {
         Some("r1"),
     );
     assert_eq!(s.out, Outcome::Continue);
-    assert_eq!(host.metric_value("scopegate.rule.legacy.allowed"), Some(1));
+    assert_eq!(counted(&host, "scopegate.rule.legacy.allowed"), Some(1));
     let (status, body) = reply(&send(&vm, "GET", "/anything", &[], Some("r1")).out);
     assert_eq!((status, body["rule"].as_str()), (401, Some("legacy")));
     for route in [Some("r2"), Some(""), None] {

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use proxy_wasm_harness::{CalloutRequest, Host, Outcome, UpstreamReply, Vm};
-use scopegate_integration::{configured_vm, module};
+use scopegate_integration::{configured_vm, module, publish_counters};
 use scopegate_testkit::*;
 use serde_json::{Value, json};
 
@@ -132,7 +132,9 @@ fn unavailable() -> (u32, String) {
     (503, "revocation_unavailable".into())
 }
 
+/// A revocation counter, after the tick that publishes the per-request ones.
 fn metric(host: &Host, what: &str) -> i64 {
+    publish_counters(host);
     host.metric_value(&format!("scopegate.revocation.main.{what}"))
         .unwrap_or_else(|| panic!("metric {what} is not defined"))
 }

@@ -32,6 +32,7 @@ use scopegate_core::introspection::{
 
 use crate::facts::Facts;
 use crate::log;
+use crate::metrics::{Batch, Slot};
 use crate::remote::Settle;
 
 /// Bound on paused requests per VM; beyond it, requests get 503 at once.
@@ -39,50 +40,50 @@ const MAX_WAITERS: usize = 1024;
 /// Root tick period when only introspection needs one.
 pub const TICK: Duration = Duration::from_millis(500);
 
-fn counter(name: &str) -> Option<u32> {
-    hostcalls::define_metric(proxy_wasm::types::MetricType::Counter, name).ok()
-}
-
-fn bump(id: Option<u32>) {
-    if let Some(id) = id {
-        let _ = hostcalls::increment_metric(id, 1);
-    }
-}
-
+/// Introspection's counters, bumped per request: published on the root's
+/// tick with the others (see `metrics`).
 struct Counters {
-    calls: Option<u32>,
-    hit_local: Option<u32>,
-    hit_shared: Option<u32>,
-    coalesced: Option<u32>,
-    active: Option<u32>,
-    inactive: Option<u32>,
-    failed: Vec<(&'static str, Option<u32>)>,
+    batch: Batch,
+    calls: Slot,
+    hit_local: Slot,
+    hit_shared: Slot,
+    coalesced: Slot,
+    active: Slot,
+    inactive: Slot,
+    failed: Vec<(&'static str, Slot)>,
 }
 
 impl Counters {
     fn define(provider: &str) -> Counters {
-        let c = |what: &str| counter(&format!("scopegate.introspection.{provider}.{what}"));
+        let mut b = Batch::default();
+        let mut c = |what: &str| b.counter(&format!("scopegate.introspection.{provider}.{what}"));
+        let (calls, hit_local, hit_shared) =
+            (c("calls"), c("cache_hit_local"), c("cache_hit_shared"));
+        let (coalesced, active, inactive) = (c("coalesced"), c("active"), c("inactive"));
+        let failed = FAILURE_KINDS
+            .iter()
+            .map(|k| (*k, c(&format!("failed.{k}"))))
+            .collect();
         Counters {
-            calls: c("calls"),
-            hit_local: c("cache_hit_local"),
-            hit_shared: c("cache_hit_shared"),
-            coalesced: c("coalesced"),
-            active: c("active"),
-            inactive: c("inactive"),
-            failed: FAILURE_KINDS
-                .iter()
-                .map(|k| (*k, c(&format!("failed.{k}"))))
-                .collect(),
+            batch: b,
+            calls,
+            hit_local,
+            hit_shared,
+            coalesced,
+            active,
+            inactive,
+            failed,
         }
     }
 
+    fn bump(&self, slot: Slot) {
+        self.batch.bump(slot);
+    }
+
     fn failed(&self, kind: &str) {
-        bump(
-            self.failed
-                .iter()
-                .find(|(k, _)| *k == kind)
-                .and_then(|(_, id)| *id),
-        );
+        if let Some((_, slot)) = self.failed.iter().find(|(k, _)| *k == kind) {
+            self.batch.bump(*slot);
+        }
     }
 }
 
@@ -150,6 +151,13 @@ impl Introspector {
         self.providers.iter().any(Option::is_some)
     }
 
+    /// Publishes the counters' counts (on the root's tick).
+    pub fn flush(&self) {
+        for p in self.providers.iter().flatten() {
+            p.counters.batch.flush();
+        }
+    }
+
     fn provider(&self, i: usize) -> Option<&Provider> {
         self.providers.get(i).and_then(Option::as_ref)
     }
@@ -168,7 +176,7 @@ impl Introspector {
         if let Ok(mut cache) = p.cache.try_borrow_mut()
             && let Some(hit) = cache.get(provider, digest, now)
         {
-            bump(p.counters.hit_local);
+            p.counters.bump(p.counters.hit_local);
             return Some(hit);
         }
         let slots = p.cfg.shared_slots();
@@ -183,7 +191,7 @@ impl Introspector {
         if let Ok(mut cache) = p.cache.try_borrow_mut() {
             cache.put(provider, *digest, answer.clone(), now, until);
         }
-        bump(p.counters.hit_shared);
+        p.counters.bump(p.counters.hit_shared);
         Some(answer)
     }
 
@@ -218,7 +226,7 @@ impl Introspector {
             .iter()
             .any(|f| f.provider == provider && f.digest == need.digest)
         {
-            bump(p.counters.coalesced);
+            p.counters.bump(p.counters.coalesced);
         } else if !self.dispatch(provider, need, context_id) {
             return false;
         }
@@ -254,7 +262,7 @@ impl Introspector {
             Duration::from_millis(call.timeout_ms),
         ) {
             Ok(token_id) => {
-                bump(p.counters.calls);
+                p.counters.bump(p.counters.calls);
                 self.inflight.push(InFlight {
                     token_id,
                     provider,
@@ -299,7 +307,7 @@ impl Introspector {
         };
         let answer = match core_i::parse_reply(&p.cfg, status, &body, body_size) {
             Ok(answer) => {
-                bump(match answer {
+                p.counters.bump(match answer {
                     Introspected::Active(_) => p.counters.active,
                     Introspected::Inactive => p.counters.inactive,
                 });

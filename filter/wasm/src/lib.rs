@@ -75,6 +75,13 @@ struct Root {
 }
 
 impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        if let Some(c) = &self.configured {
+            c.flush_counters();
+        }
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -100,6 +107,16 @@ impl Context for Root {
             remote::render(settled, self.id);
         }
         self.retune_tick(&c);
+    }
+}
+
+impl Configured {
+    /// Publishes the per-request counters counted since the last tick.
+    fn flush_counters(&self) {
+        self.metrics.flush();
+        if let Ok(r) = self.remote.try_borrow() {
+            r.introspection.flush();
+        }
     }
 }
 
@@ -147,10 +164,16 @@ impl RootContext for Root {
                 };
                 self.retune_tick(&c);
                 if let Ok(r) = c.remote.try_borrow()
-                    && r.introspection.any()
                     && !r.any()
                 {
-                    let _ = hostcalls::set_tick_period(introspection::TICK);
+                    // Without remote work the tick only publishes counters
+                    // (and, with introspection, expires waiters).
+                    let period = if r.introspection.any() {
+                        introspection::TICK
+                    } else {
+                        metrics::FLUSH_TICK
+                    };
+                    let _ = hostcalls::set_tick_period(period);
                 }
                 self.configured = Some(c);
                 true
@@ -176,6 +199,7 @@ impl RootContext for Root {
             return;
         };
         let Some(now) = now_unix_seconds() else {
+            c.flush_counters();
             return;
         };
         let settled = match c.remote.try_borrow_mut() {
@@ -188,6 +212,7 @@ impl RootContext for Root {
         remote::render(settled, self.id);
         introspection::tick(&c, self.id, now);
         self.retune_tick(&c);
+        c.flush_counters();
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
