@@ -1,208 +1,943 @@
-//! Fast ECDSA verification (ES256, ES384, ES512) with precomputed comb tables.
+//! ECDSA verification (ES256, ES384, ES512) with precomputed comb tables, on
+//! scopegate's own prime-field arithmetic.
 //!
-//! The curve crates' own verifier (`ecdsa::hazmat::verify_prehashed`) computes
-//! `u1·G + u2·Q` as two constant-time 4-bit-window scalar multiplications
-//! (primeorder's default `lincomb`): per scalar, one doubling per bit and a
-//! constant-time scan of a 16-entry table per window, and the table of `Q` is
-//! rebuilt on every call. Everything a verifier handles is public (key,
-//! message, signature), so constant time buys nothing here. This module keeps
-//! the crates' field, scalar and group arithmetic (complete projective
-//! formulas, so no special cases) and changes only the scalar-multiplication
-//! strategy:
+//! The RustCrypto curve crates (`p256`, `p384`, `p521`, with `primeorder`,
+//! `elliptic-curve` and `ecdsa`) that this module replaces in
+//! `scopegate.wasm` verify correctly but cost a lot there: 169 KB of the
+//! module (1 492 938 -> 1 323 864 bytes without them), and `u1·G + u2·Q` by
+//! their complete projective formulas on their field code made ES384/ES512
+//! five to six times as slow as ES256 (BENCHMARKS.md). They remain the
+//! reference, as dev-dependencies: `tests/ec_fast.rs` and the
+//! `ecdsa_differential` fuzz target compare every verdict with theirs.
 //!
-//! - a fixed-base **comb** (Lim–Lee) table with `TEETH` teeth for each point:
-//!   entry `b` (a `TEETH`-bit mask) is `Σ_{k ∈ b} 2^(k·D)·P`,
-//!   `D = ⌈bits(n) / TEETH⌉`; `2^TEETH − 1` points per table, kept in
-//!   projective form: the crates expose no batch inversion for these curves
-//!   (their field elements lack the `Invert` bound primeorder's
-//!   `BatchNormalize` needs), and a complete projective addition costs only
-//!   one field multiplication more than a mixed one, while normalizing each
-//!   entry alone would cost an inversion per entry;
-//! - one table for the generator `G`, built once per VM on first use
-//!   ([`OnceLock`]), and one for each public key `Q`, built on the key's first
-//!   use and shared by its clones ([`Arc`]);
-//! - `u1·G + u2·Q` evaluated column by column with the doublings shared by the
-//!   two scalars: `D` doublings and at most `2·D` additions (P-256: 32 and
-//!   64, against the crates' ~512 doublings and ~128 additions).
+//! What is here, all variable time (a verifier handles only public data: key,
+//! message, signature):
 //!
-//! The verification equation is exactly ECDSA's (FIPS 186-5 §6.4.2, SEC1
-//! §4.1.4), with the same steps as the `ecdsa` crate: `r`, `s` in `[1, n−1]`
-//! (guaranteed by [`ecdsa::Signature`], which refuses anything else: the
-//! CVE-2022-21449 defence), `e` = the curve's SHA-2 of the message through
-//! `bits2field` and `Reduce`, `w = s⁻¹`, `u1 = e·w`, `u2 = r·w`,
-//! `R = u1·G + u2·Q`, the identity refused, accepted iff `x(R) mod n = r`.
-//! High-S signatures are accepted, as the crates accept them.
+//! - **Fields.** One Montgomery arithmetic ([`Modulus`]) for the three prime
+//!   fields and the three group orders, in the target's words (32 bits in
+//!   wasm32, which has a 32 x 32 -> 64-bit multiply and no wider one; 64
+//!   natively), the number of words a const generic, so each curve's loops
+//!   are unrolled: CIOS multiplication (the product and reduction rows fused,
+//!   as in `rsa_fast`), additions with one conditional correction, and
+//!   inversion by the binary extended Euclidean algorithm (HAC 14.61), far
+//!   cheaper than Fermat's `a^(m−2)` in Montgomery steps.
+//! - **Points.** Jacobian coordinates with the `a = −3` doubling
+//!   (dbl-2001-b: 3M + 5S) and the mixed Jacobian + affine addition
+//!   (madd-2007-bl: 7M + 4S), both from the Explicit-Formulas Database. The
+//!   addition is not complete: its two special cases (the same point: a
+//!   doubling; opposite points: the identity) are tested for and handled,
+//!   and the identity is `Z = 0`.
+//! - **Scalar multiplication.** A fixed-base comb (Lim–Lee) with `TEETH`
+//!   teeth for each point: entry `b` (a `TEETH`-bit mask) is
+//!   `Σ_{k ∈ b} 2^(k·D)·P`, `D = ⌈bits(n) / TEETH⌉`, kept affine (the
+//!   table's 255 points normalised with one inversion by Montgomery's
+//!   trick); one table for `G` per VM, built on first use, and one per
+//!   public key, built on the key's first use and shared by its clones.
+//!   `u1·G + u2·Q` is then `D` doublings and at most `2·D` mixed additions
+//!   (P-256: 32 and 64).
 //!
-//! Memory: a table is `2^TEETH − 1` projective points; see [`table_bytes`].
-//! Building one costs about `bits(n)` doublings and `2^TEETH` additions (no
-//! inversion), a few verifications' worth.
+//! The verification is ECDSA's (FIPS 186-5 §6.4.2, SEC1 §4.1.4), as the
+//! `ecdsa` crate performs it: `r`, `s` in `[1, n−1]` (checked when the
+//! signature is parsed: the CVE-2022-21449 "psychic signature" defence),
+//! `e` the leftmost `bits(n)` bits of the curve's SHA-2 of the message
+//! reduced mod `n`, `w = s⁻¹`, `u1 = e·w`, `u2 = r·w`, `R = u1·G + u2·Q`,
+//! the identity refused, accepted iff `x(R) mod n = r`. That last test is
+//! done without inverting `Z`: `x(R) = X / Z²` is `r` or `r + n` (the only
+//! values below `p` that are `r` mod `n`, as `p < 2n`), so it is
+//! `X = r·Z²` or `X = (r + n)·Z²` (the latter only when `r + n < p`).
+//! High-S signatures are accepted, as the curve crates accept them.
+//!
+//! Public keys are checked when loaded: coordinates below `p`, on the curve
+//! (`y² = x³ − 3x + b`); the identity has no affine encoding and SEC1's
+//! `0x00` is refused. The three curves have cofactor 1, so a point on the
+//! curve is in the group of order `n`.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use ecdsa::Signature;
-use ecdsa::hazmat::bits2field;
-#[allow(deprecated)] // generic-array 0.14, as the curve crates use it
-use elliptic_curve::generic_array::ArrayLength;
-use elliptic_curve::ops::{Invert, Reduce};
-use elliptic_curve::{FieldBytes, Group, PrimeField};
-use primeorder::{AffinePoint, PrimeCurveParams, ProjectivePoint};
 use sha2::Digest;
 
-/// A curve this module verifies on: its hash, its order's bit length and the
-/// comb parameters, and its generator table.
-pub trait FastCurve: PrimeCurveParams + ecdsa::PrimeCurve + Sized {
-    /// The JWS hash for the curve (RFC 7518 §3.4).
-    type Hash: Digest;
-    /// Bit length of the group order `n`.
-    const ORDER_BITS: usize;
-    /// Comb teeth: a table holds `2^TEETH − 1` points.
-    const TEETH: usize;
-    /// The generator's comb table (built once, on first use); `None` only if
-    /// building it failed, which cannot happen for a valid curve.
-    fn generator_table() -> Option<&'static Comb<Self>>;
+/// The arithmetic's limb: the target's word, products in the double word.
+#[cfg(target_pointer_width = "64")]
+type Word = u64;
+#[cfg(target_pointer_width = "64")]
+type Wide = u128;
+#[cfg(not(target_pointer_width = "64"))]
+type Word = u32;
+#[cfg(not(target_pointer_width = "64"))]
+type Wide = u64;
+const WORD_BITS: usize = Word::BITS as usize;
+const WORD_BYTES: usize = WORD_BITS / 8;
+
+/// Words of a P-256 field element or scalar on this target.
+pub const L256: usize = 256usize.div_ceil(WORD_BITS);
+/// Words of a P-384 field element or scalar on this target.
+pub const L384: usize = 384usize.div_ceil(WORD_BITS);
+/// Words of a P-521 field element or scalar on this target.
+pub const L521: usize = 521usize.div_ceil(WORD_BITS);
+
+/// Comb teeth: a table holds `2^TEETH − 1` points.
+const TEETH: usize = 8;
+const TABLE_LEN: usize = (1 << TEETH) - 1;
+
+/// A number below some modulus, little-endian words.
+type Fe<const L: usize> = [Word; L];
+
+fn is_zero<const L: usize>(a: &Fe<L>) -> bool {
+    a.iter().all(|w| *w == 0)
 }
 
-/// Comb spacing: the number of columns (and of doublings per verification).
-const fn spacing<C: FastCurve>() -> usize {
-    C::ORDER_BITS.div_ceil(C::TEETH)
+/// `a < b`.
+fn less<const L: usize>(a: &Fe<L>, b: &Fe<L>) -> bool {
+    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+        if x != y {
+            return x < y;
+        }
+    }
+    false
 }
 
-/// Heap bytes of one comb table of the curve (the per-key and the per-VM cost).
-pub const fn table_bytes<C: FastCurve>() -> usize {
-    ((1 << C::TEETH) - 1) * std::mem::size_of::<ProjectivePoint<C>>()
+/// `a + b` and the carry out.
+fn add<const L: usize>(a: &Fe<L>, b: &Fe<L>) -> (Fe<L>, bool) {
+    let mut out = [0; L];
+    let mut carry = false;
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+        let (s, c1) = x.overflowing_add(*y);
+        let (s, c2) = s.overflowing_add(Word::from(carry));
+        *o = s;
+        carry = c1 || c2;
+    }
+    (out, carry)
 }
 
-/// A comb table of one point: entry `b − 1` is `Σ_{k: bit k of b} 2^(k·D)·P`.
-pub struct Comb<C: FastCurve> {
-    entries: Vec<ProjectivePoint<C>>,
+/// `a − b` and the borrow out.
+fn sub<const L: usize>(a: &Fe<L>, b: &Fe<L>) -> (Fe<L>, bool) {
+    let mut out = [0; L];
+    let mut borrow = false;
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+        let (d, b1) = x.overflowing_sub(*y);
+        let (d, b2) = d.overflowing_sub(Word::from(borrow));
+        *o = d;
+        borrow = b1 || b2;
+    }
+    (out, borrow)
 }
 
-impl<C: FastCurve> Comb<C> {
-    /// Builds the table of `p`. Every entry is `c·P` with `0 < c < n` (the
-    /// comb's largest multiple is `Σ 2^(k·D) < 2^((TEETH−1)·D + 1) ≤ n`), so
-    /// never the identity for a key or `G`; and since the entries stay
-    /// projective and the additions are complete, an identity entry would
-    /// still give the right sums. (No per-entry identity check: primeorder's
-    /// `is_identity` on a projective point costs a field inversion.)
-    /// `None` only on an internal indexing inconsistency.
-    pub fn new(p: &ProjectivePoint<C>) -> Option<Comb<C>> {
-        let d = spacing::<C>();
-        let mut teeth = Vec::with_capacity(C::TEETH);
-        let mut t = *p;
-        for k in 0..C::TEETH {
-            teeth.push(t);
-            if k + 1 < C::TEETH {
-                for _ in 0..d {
-                    t = t.double();
+/// `a >> 1`, with `top` shifted into the highest bit.
+fn shr1<const L: usize>(a: &mut Fe<L>, top: bool) {
+    let mut carry = Word::from(top);
+    for w in a.iter_mut().rev() {
+        let next = *w & 1;
+        *w = (*w >> 1) | (carry << (WORD_BITS - 1));
+        carry = next;
+    }
+}
+
+/// Big-endian octets (any length) as `L` words; `None` if the value does
+/// not fit.
+fn from_be<const L: usize>(be: &[u8]) -> Option<Fe<L>> {
+    let spare = be.len().saturating_sub(L * WORD_BYTES);
+    if be.get(..spare)?.iter().any(|b| *b != 0) {
+        return None;
+    }
+    let mut out = [0; L];
+    for (w, chunk) in out.iter_mut().zip(be.get(spare..)?.rchunks(WORD_BYTES)) {
+        *w = chunk.iter().fold(0, |acc, b| (acc << 8) | Word::from(*b));
+    }
+    Some(out)
+}
+
+/// The low `len` octets of `a`, big-endian.
+fn to_be<const L: usize>(a: &Fe<L>, len: usize) -> Vec<u8> {
+    let mut le: Vec<u8> = a.iter().flat_map(|w| w.to_le_bytes()).collect();
+    le.resize(len, 0);
+    le.reverse();
+    le
+}
+
+fn hex_to_bytes(hex: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [h, l] => Some((digit(*h)? * 16 + digit(*l)?) as u8),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Montgomery arithmetic modulo an odd `m` of at most `L` words, `R =
+/// 2^(L·w)`. Field elements handed to it are below `m`, and so are its
+/// results.
+struct Modulus<const L: usize> {
+    m: Fe<L>,
+    /// `−m⁻¹ mod 2^w`.
+    neg_inv: Word,
+    /// `R² mod m`: `mont(x) = mul(x, r2)`.
+    r2: Fe<L>,
+    /// `R mod m`, the Montgomery form of 1.
+    one: Fe<L>,
+}
+
+impl<const L: usize> Modulus<L> {
+    /// `None` unless `m` (big-endian) is odd, above 1 and fits `L` words.
+    fn new(m_be: &[u8]) -> Option<Self> {
+        let m = from_be::<L>(m_be)?;
+        let m0 = *m.first()?;
+        if m0 & 1 == 0 || (m0 == 1 && m.iter().skip(1).all(|w| *w == 0)) {
+            return None;
+        }
+        // Newton's iteration for m0⁻¹ mod 2^w: an odd m0 is its own inverse
+        // mod 8, and each step doubles the correct low bits.
+        let mut inv: Word = m0;
+        for _ in 0..5 {
+            inv = inv.wrapping_mul(m0.wrapping_mul(inv).wrapping_neg().wrapping_add(2));
+        }
+        if m0.wrapping_mul(inv) != 1 {
+            return None;
+        }
+        let r2 = from_be::<L>(&crate::rsa_fast::pow2_mod(2 * L * WORD_BITS, m_be)?)?;
+        let mut modulus = Modulus {
+            m,
+            neg_inv: inv.wrapping_neg(),
+            r2,
+            one: [0; L],
+        };
+        let mut plain_one = [0; L];
+        *plain_one.first_mut()? = 1;
+        modulus.one = modulus.mul(&plain_one, &modulus.r2);
+        Some(modulus)
+    }
+
+    /// `a·b·R⁻¹ mod m`, for `a`, `b` < m: CIOS, the product row and the
+    /// reduction row fused. With `t < 2m` before a turn, `(t + a·b_i + q·m) /
+    /// 2^w < 2m` after, so one word above `t` (`top`, 0 or 1) holds the
+    /// excess and one conditional subtraction ends below `m`. No double word
+    /// overflows: `t_j + a_j·b_i + c ≤ (2^w − 1) + (2^w − 1)² + (2^w − 1) =
+    /// 2^2w − 1`, and likewise with `q·m_j`.
+    // Every index is below the arrays' const length `L` (loops over `1..L`).
+    #[allow(clippy::indexing_slicing)]
+    #[inline]
+    fn mul(&self, a: &Fe<L>, b: &Fe<L>) -> Fe<L> {
+        let mut t = [0 as Word; L];
+        let mut top: Word = 0;
+        if L == 0 {
+            return t;
+        }
+        let a0 = Wide::from(a[0]);
+        let m0 = Wide::from(self.m[0]);
+        for &bi in b {
+            let bi = Wide::from(bi);
+            let x = Wide::from(t[0]) + a0 * bi;
+            let mut c1 = x >> WORD_BITS;
+            let q = Wide::from((x as Word).wrapping_mul(self.neg_inv));
+            // The low word of this sum is zero by the choice of q.
+            let y = Wide::from(x as Word) + q * m0;
+            let mut c2 = y >> WORD_BITS;
+            for j in 1..L {
+                let x = Wide::from(t[j]) + Wide::from(a[j]) * bi + c1;
+                c1 = x >> WORD_BITS;
+                let y = Wide::from(x as Word) + q * Wide::from(self.m[j]) + c2;
+                c2 = y >> WORD_BITS;
+                t[j - 1] = y as Word;
+            }
+            let high = Wide::from(top) + c1 + c2;
+            t[L - 1] = high as Word;
+            top = (high >> WORD_BITS) as Word;
+        }
+        if top != 0 || !less(&t, &self.m) {
+            t = sub(&t, &self.m).0;
+        }
+        t
+    }
+
+    fn sqr(&self, a: &Fe<L>) -> Fe<L> {
+        self.mul(a, a)
+    }
+
+    fn add(&self, a: &Fe<L>, b: &Fe<L>) -> Fe<L> {
+        let (s, carry) = add(a, b);
+        if carry || !less(&s, &self.m) {
+            sub(&s, &self.m).0
+        } else {
+            s
+        }
+    }
+
+    fn sub(&self, a: &Fe<L>, b: &Fe<L>) -> Fe<L> {
+        let (d, borrow) = sub(a, b);
+        if borrow { add(&d, &self.m).0 } else { d }
+    }
+
+    fn mont(&self, a: &Fe<L>) -> Fe<L> {
+        self.mul(a, &self.r2)
+    }
+
+    fn plain(&self, a: &Fe<L>) -> Fe<L> {
+        let mut one = [0; L];
+        if let Some(w) = one.first_mut() {
+            *w = 1;
+        }
+        self.mul(a, &one)
+    }
+
+    /// `x / 2 mod m` for `x < m` (m odd): `x / 2` or `(x + m) / 2`.
+    fn half(&self, x: &mut Fe<L>) {
+        if x.first().is_some_and(|w| w & 1 == 1) {
+            let (s, carry) = add(x, &self.m);
+            *x = s;
+            shr1(x, carry);
+        } else {
+            shr1(x, false);
+        }
+    }
+
+    /// `a⁻¹ mod m` of a plain (not Montgomery) `0 < a < m`, for a prime `m`,
+    /// by the binary extended Euclidean algorithm (HAC 14.61 with the
+    /// invariants `x1·a ≡ u`, `x2·a ≡ v`). `None` for `a = 0` (or a
+    /// non-invertible `a`, which a prime modulus has no other of).
+    fn invert(&self, a: &Fe<L>) -> Option<Fe<L>> {
+        let is_one = |x: &Fe<L>| x.first() == Some(&1) && x.iter().skip(1).all(|w| *w == 0);
+        let is_even = |x: &Fe<L>| x.first().is_none_or(|w| w & 1 == 0);
+        if is_zero(a) || !less(a, &self.m) {
+            return None;
+        }
+        let (mut u, mut v) = (*a, self.m);
+        let mut x1 = [0; L];
+        *x1.first_mut()? = 1;
+        let mut x2 = [0; L];
+        // Each halving or subtraction takes at least one bit off u·v, which
+        // starts below 2^(2·L·w): a bound, not a budget that is ever reached.
+        let mut steps = 4 * L * WORD_BITS + 4;
+        while !is_one(&u) && !is_one(&v) {
+            if is_zero(&u) || is_zero(&v) {
+                return None;
+            }
+            while is_even(&u) {
+                shr1(&mut u, false);
+                self.half(&mut x1);
+                steps = steps.checked_sub(1)?;
+            }
+            while is_even(&v) {
+                shr1(&mut v, false);
+                self.half(&mut x2);
+                steps = steps.checked_sub(1)?;
+            }
+            if less(&u, &v) {
+                v = sub(&v, &u).0;
+                x2 = self.sub(&x2, &x1);
+            } else {
+                u = sub(&u, &v).0;
+                x1 = self.sub(&x1, &x2);
+            }
+            steps = steps.checked_sub(1)?;
+        }
+        Some(if is_one(&u) { x1 } else { x2 })
+    }
+
+    /// `a⁻¹` of a Montgomery-form `a`, in Montgomery form.
+    fn invert_mont(&self, a: &Fe<L>) -> Option<Fe<L>> {
+        Some(self.mont(&self.invert(&self.plain(a))?))
+    }
+
+    /// `a^e` (Montgomery form in and out), `e` big-endian octets, left to right.
+    fn pow(&self, a: &Fe<L>, e_be: &[u8]) -> Fe<L> {
+        let mut x = self.one;
+        for byte in e_be {
+            for i in (0..8).rev() {
+                x = self.sqr(&x);
+                if (byte >> i) & 1 == 1 {
+                    x = self.mul(&x, a);
                 }
             }
         }
-        let size = (1usize << C::TEETH) - 1;
-        let mut proj: Vec<ProjectivePoint<C>> = Vec::with_capacity(size);
-        for b in 1..=size {
+        x
+    }
+}
+
+/// The SHA-2 of a curve's JWS algorithm (RFC 7518 §3.4).
+#[derive(Debug, Clone, Copy)]
+enum CurveHash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// An affine point (Montgomery-form coordinates); never the identity.
+#[derive(Clone, Copy)]
+struct Affine<const L: usize> {
+    x: Fe<L>,
+    y: Fe<L>,
+}
+
+/// A Jacobian point `(X / Z², Y / Z³)`; the identity is `Z = 0`.
+#[derive(Clone, Copy)]
+struct Jacobian<const L: usize> {
+    x: Fe<L>,
+    y: Fe<L>,
+    z: Fe<L>,
+}
+
+impl<const L: usize> Jacobian<L> {
+    const IDENTITY: Jacobian<L> = Jacobian {
+        x: [0; L],
+        y: [0; L],
+        z: [0; L],
+    };
+
+    fn is_identity(&self) -> bool {
+        is_zero(&self.z)
+    }
+}
+
+/// A comb table of one point: entry `b − 1` is `Σ_{k: bit k of b} 2^(k·D)·P`.
+pub struct Comb<const L: usize> {
+    entries: Vec<Affine<L>>,
+}
+
+/// One of the three NIST prime curves `y² = x³ − 3x + b` (FIPS 186-5,
+/// SP 800-186), with its group order `n` and generator `G`.
+pub struct Curve<const L: usize> {
+    name: &'static str,
+    /// Octets of a coordinate and of a scalar: 32, 48, 66.
+    size: usize,
+    /// Bit length of `n`.
+    order_bits: usize,
+    hash: CurveHash,
+    p: Modulus<L>,
+    n: Modulus<L>,
+    /// `b`, Montgomery form.
+    b: Fe<L>,
+    g: Affine<L>,
+    /// `(p + 1) / 4` (`p ≡ 3 mod 4` for all three): the square-root exponent.
+    sqrt_exp: Vec<u8>,
+    g_table: OnceLock<Option<Comb<L>>>,
+}
+
+impl<const L: usize> fmt::Debug for Curve<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The curves' constants (SP 800-186 §3.2.1; the same values as the RustCrypto
+/// crates'), checked by the tests: `G` on the curve, `n·G` the identity.
+struct Params {
+    name: &'static str,
+    size: usize,
+    order_bits: usize,
+    hash: CurveHash,
+    p: &'static str,
+    n: &'static str,
+    b: &'static str,
+    gx: &'static str,
+    gy: &'static str,
+}
+
+const P256_PARAMS: Params = Params {
+    name: "P-256",
+    size: 32,
+    order_bits: 256,
+    hash: CurveHash::Sha256,
+    p: "ffffffff00000001000000000000000000000000ffffffffffffffffffffffff",
+    n: "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551",
+    b: "5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b",
+    gx: "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296",
+    gy: "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5",
+};
+
+const P384_PARAMS: Params = Params {
+    name: "P-384",
+    size: 48,
+    order_bits: 384,
+    hash: CurveHash::Sha384,
+    p: "fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff",
+    n: "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
+    b: "b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef",
+    gx: "aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7",
+    gy: "3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f",
+};
+
+const P521_PARAMS: Params = Params {
+    name: "P-521",
+    size: 66,
+    order_bits: 521,
+    hash: CurveHash::Sha512,
+    p: "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    n: "01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409",
+    b: "0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e156193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00",
+    gx: "00c6858e06b70404e9cd9e3ecb662395b4429c648139053fb521f828af606b4d3dbaa14b5e77efe75928fe1dc127a2ffa8de3348b3c1856a429bf97e7e31c2e5bd66",
+    gy: "011839296a789a3bc0045c8a5fb42c7d1bd998f54449579b446817afbd17273e662c97ee72995ef42640c550b9013fad0761353c7086a272c24088be94769fd16650",
+};
+
+/// P-256 (ES256); `None` only if its constants failed to load, which the
+/// tests rule out.
+pub fn p256() -> Option<&'static Curve<L256>> {
+    static CURVE: OnceLock<Option<Curve<L256>>> = OnceLock::new();
+    CURVE.get_or_init(|| Curve::new(&P256_PARAMS)).as_ref()
+}
+
+/// P-384 (ES384).
+pub fn p384() -> Option<&'static Curve<L384>> {
+    static CURVE: OnceLock<Option<Curve<L384>>> = OnceLock::new();
+    CURVE.get_or_init(|| Curve::new(&P384_PARAMS)).as_ref()
+}
+
+/// P-521 (ES512).
+pub fn p521() -> Option<&'static Curve<L521>> {
+    static CURVE: OnceLock<Option<Curve<L521>>> = OnceLock::new();
+    CURVE.get_or_init(|| Curve::new(&P521_PARAMS)).as_ref()
+}
+
+/// Heap bytes of one comb table on a curve of `L` words (the per-key and the
+/// per-VM cost).
+pub const fn table_bytes<const L: usize>() -> usize {
+    TABLE_LEN * std::mem::size_of::<Affine<L>>()
+}
+
+/// Why a public key's point is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointError {
+    /// Not SEC1 (`04 || x || y` or `02/03 || x` with the curve's coordinate
+    /// length), or the identity (`00`).
+    Encoding,
+    /// A coordinate is not below the field prime.
+    Range,
+    /// `y² ≠ x³ − 3x + b`, or (compressed) `x` has no point.
+    NotOnCurve,
+    /// The curve's constants failed to load (never, with the tested constants).
+    Curve,
+}
+
+impl fmt::Display for PointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PointError::Encoding => "not a SEC1 point encoding of this curve",
+            PointError::Range => "coordinate not below the field prime",
+            PointError::NotOnCurve => "the point is not on the curve",
+            PointError::Curve => "curve constants unavailable",
+        })
+    }
+}
+
+impl std::error::Error for PointError {}
+
+impl<const L: usize> Curve<L> {
+    fn new(params: &Params) -> Option<Curve<L>> {
+        let p_be = hex_to_bytes(params.p)?;
+        let p = Modulus::<L>::new(&p_be)?;
+        let n = Modulus::<L>::new(&hex_to_bytes(params.n)?)?;
+        let field = |hex: &str| -> Option<Fe<L>> {
+            let v = from_be::<L>(&hex_to_bytes(hex)?)?;
+            less(&v, &p.m).then(|| p.mont(&v))
+        };
+        let b = field(params.b)?;
+        let g = Affine {
+            x: field(params.gx)?,
+            y: field(params.gy)?,
+        };
+        // (p + 1) / 4: p + 1 has no carry out (p's top word is not all ones
+        // for P-521; for P-256 and P-384 p + 1 < 2^(L·w) as p < 2^(L·w) − 1).
+        let mut one = [0; L];
+        *one.first_mut()? = 1;
+        let (mut e, carry) = add(&p.m, &one);
+        shr1(&mut e, carry);
+        shr1(&mut e, false);
+        let curve = Curve {
+            name: params.name,
+            size: params.size,
+            order_bits: params.order_bits,
+            hash: params.hash,
+            p,
+            n,
+            b,
+            g,
+            sqrt_exp: to_be(&e, L * WORD_BYTES),
+            g_table: OnceLock::new(),
+        };
+        curve.on_curve(&curve.g).then_some(curve)
+    }
+
+    /// The curve's name (`P-256`, ...).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Octets of a coordinate or a scalar.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// `x³ − 3x + b` (Montgomery form).
+    fn rhs(&self, x: &Fe<L>) -> Fe<L> {
+        let f = &self.p;
+        let x3 = f.mul(&f.sqr(x), x);
+        let three_x = f.add(&f.add(x, x), x);
+        f.add(&f.sub(&x3, &three_x), &self.b)
+    }
+
+    fn on_curve(&self, pt: &Affine<L>) -> bool {
+        self.p.sqr(&pt.y) == self.rhs(&pt.x)
+    }
+
+    /// A coordinate (big-endian, exactly the curve's size) below `p`, in
+    /// Montgomery form.
+    fn coordinate(&self, be: &[u8]) -> Result<Fe<L>, PointError> {
+        if be.len() != self.size {
+            return Err(PointError::Encoding);
+        }
+        let v = from_be::<L>(be).ok_or(PointError::Range)?;
+        if !less(&v, &self.p.m) {
+            return Err(PointError::Range);
+        }
+        Ok(self.p.mont(&v))
+    }
+
+    /// A public key's point from its affine coordinates (JWK `x`, `y`).
+    fn point(&self, x: &[u8], y: &[u8]) -> Result<Affine<L>, PointError> {
+        let pt = Affine {
+            x: self.coordinate(x)?,
+            y: self.coordinate(y)?,
+        };
+        if self.on_curve(&pt) {
+            Ok(pt)
+        } else {
+            Err(PointError::NotOnCurve)
+        }
+    }
+
+    /// A public key's point from SEC1 octets (SEC1 §2.3.4): uncompressed
+    /// `04 || x || y`, or compressed `02/03 || x` (`y` the square root of
+    /// `x³ − 3x + b` with the parity of the tag).
+    fn sec1_point(&self, sec1: &[u8]) -> Result<Affine<L>, PointError> {
+        let (&tag, rest) = sec1.split_first().ok_or(PointError::Encoding)?;
+        match tag {
+            0x04 if rest.len() == 2 * self.size => {
+                let (x, y) = rest.split_at(self.size);
+                self.point(x, y)
+            }
+            0x02 | 0x03 if rest.len() == self.size => {
+                let x = self.coordinate(rest)?;
+                let rhs = self.rhs(&x);
+                let y = self.p.pow(&rhs, &self.sqrt_exp);
+                if self.p.sqr(&y) != rhs {
+                    return Err(PointError::NotOnCurve);
+                }
+                let odd = self.p.plain(&y).first().is_some_and(|w| w & 1 == 1);
+                let y = if odd == (tag == 0x03) {
+                    y
+                } else {
+                    self.p.sub(&[0; L], &y)
+                };
+                Ok(Affine { x, y })
+            }
+            _ => Err(PointError::Encoding),
+        }
+    }
+
+    /// `2·P` (dbl-2001-b, a = −3): 3M + 5S. The identity doubles to itself
+    /// (`Z3 = 2·Y·Z = 0`); the curves have no point of order 2.
+    fn double(&self, pt: &Jacobian<L>) -> Jacobian<L> {
+        let f = &self.p;
+        let delta = f.sqr(&pt.z);
+        let gamma = f.sqr(&pt.y);
+        let beta = f.mul(&pt.x, &gamma);
+        let t = f.mul(&f.sub(&pt.x, &delta), &f.add(&pt.x, &delta));
+        let alpha = f.add(&f.add(&t, &t), &t);
+        let beta2 = f.add(&beta, &beta);
+        let beta4 = f.add(&beta2, &beta2);
+        let beta8 = f.add(&beta4, &beta4);
+        let x3 = f.sub(&f.sqr(&alpha), &beta8);
+        let yz = f.add(&pt.y, &pt.z);
+        let z3 = f.sub(&f.sub(&f.sqr(&yz), &gamma), &delta);
+        let gamma2 = f.sqr(&gamma);
+        let g2 = f.add(&gamma2, &gamma2);
+        let g4 = f.add(&g2, &g2);
+        let g8 = f.add(&g4, &g4);
+        let y3 = f.sub(&f.mul(&alpha, &f.sub(&beta4, &x3)), &g8);
+        Jacobian {
+            x: x3,
+            y: y3,
+            z: z3,
+        }
+    }
+
+    /// `P + Q`, `Q` affine (madd-2007-bl): 7M + 4S, with the formula's two
+    /// exceptions handled: `P` the identity, and `H = 0` (the same `x`):
+    /// `P = Q` (a doubling) or `P = −Q` (the identity).
+    fn add_affine(&self, pt: &Jacobian<L>, q: &Affine<L>) -> Jacobian<L> {
+        let f = &self.p;
+        if pt.is_identity() {
+            return Jacobian {
+                x: q.x,
+                y: q.y,
+                z: f.one,
+            };
+        }
+        let z1z1 = f.sqr(&pt.z);
+        let u2 = f.mul(&q.x, &z1z1);
+        let s2 = f.mul(&q.y, &f.mul(&pt.z, &z1z1));
+        let h = f.sub(&u2, &pt.x);
+        let s = f.sub(&s2, &pt.y);
+        if is_zero(&h) {
+            return if is_zero(&s) {
+                self.double(pt)
+            } else {
+                Jacobian::IDENTITY
+            };
+        }
+        let rr = f.add(&s, &s);
+        let hh = f.sqr(&h);
+        let hh2 = f.add(&hh, &hh);
+        let i = f.add(&hh2, &hh2);
+        let j = f.mul(&h, &i);
+        let v = f.mul(&pt.x, &i);
+        let x3 = f.sub(&f.sub(&f.sqr(&rr), &j), &f.add(&v, &v));
+        let y1j = f.mul(&pt.y, &j);
+        let y3 = f.sub(&f.mul(&rr, &f.sub(&v, &x3)), &f.add(&y1j, &y1j));
+        let zh = f.add(&pt.z, &h);
+        let z3 = f.sub(&f.sub(&f.sqr(&zh), &z1z1), &hh);
+        Jacobian {
+            x: x3,
+            y: y3,
+            z: z3,
+        }
+    }
+
+    /// The points affine, with one inversion (Montgomery's trick); `None` if
+    /// any is the identity.
+    fn normalize(&self, points: &[Jacobian<L>]) -> Option<Vec<Affine<L>>> {
+        let f = &self.p;
+        // prefix[i] = Z_0 ··· Z_i
+        let mut prefix = Vec::with_capacity(points.len());
+        let mut acc = f.one;
+        for pt in points {
+            if pt.is_identity() {
+                return None;
+            }
+            acc = f.mul(&acc, &pt.z);
+            prefix.push(acc);
+        }
+        let mut inv = f.invert_mont(&acc)?;
+        let mut out = vec![
+            Affine {
+                x: [0; L],
+                y: [0; L]
+            };
+            points.len()
+        ];
+        for (i, (pt, slot)) in points.iter().zip(out.iter_mut()).enumerate().rev() {
+            // inv = (Z_0 ··· Z_i)⁻¹ here.
+            let z_inv = match i.checked_sub(1).and_then(|k| prefix.get(k)) {
+                Some(before) => f.mul(&inv, before),
+                None => inv,
+            };
+            inv = f.mul(&inv, &pt.z);
+            let z_inv2 = f.sqr(&z_inv);
+            *slot = Affine {
+                x: f.mul(&pt.x, &z_inv2),
+                y: f.mul(&pt.y, &f.mul(&z_inv2, &z_inv)),
+            };
+        }
+        Some(out)
+    }
+
+    /// Comb spacing: columns, and doublings per verification.
+    fn spacing(&self) -> usize {
+        self.order_bits.div_ceil(TEETH)
+    }
+
+    /// The comb table of `pt`. Every entry is `c·P` with `0 < c < n` (the
+    /// largest, `Σ_k 2^(k·D) < 2^((TEETH−1)·D + 1) ≤ n`), so none is the
+    /// identity and no addition building them meets an exception.
+    fn comb(&self, pt: &Affine<L>) -> Option<Comb<L>> {
+        let d = self.spacing();
+        let mut teeth = Vec::with_capacity(TEETH);
+        let mut t = Jacobian {
+            x: pt.x,
+            y: pt.y,
+            z: self.p.one,
+        };
+        for k in 0..TEETH {
+            teeth.push(t);
+            if k + 1 < TEETH {
+                for _ in 0..d {
+                    t = self.double(&t);
+                }
+            }
+        }
+        let teeth = self.normalize(&teeth)?;
+        let mut jac: Vec<Jacobian<L>> = Vec::with_capacity(TABLE_LEN);
+        for b in 1..=TABLE_LEN {
             let top = usize::BITS - 1 - b.leading_zeros();
             let tooth = teeth.get(top as usize)?;
             let rest = b ^ (1 << top);
-            let point = if rest == 0 {
-                *tooth
-            } else {
-                *proj.get(rest - 1)? + tooth
+            let point = match rest.checked_sub(1) {
+                None => Jacobian {
+                    x: tooth.x,
+                    y: tooth.y,
+                    z: self.p.one,
+                },
+                Some(i) => self.add_affine(jac.get(i)?, tooth),
             };
-            proj.push(point);
+            jac.push(point);
         }
-        (proj.len() == size).then_some(Comb { entries: proj })
+        Some(Comb {
+            entries: self.normalize(&jac)?,
+        })
     }
 
-    fn entry(&self, index: usize) -> Option<&ProjectivePoint<C>> {
-        index.checked_sub(1).and_then(|i| self.entries.get(i))
+    fn generator_table(&self) -> Option<&Comb<L>> {
+        self.g_table.get_or_init(|| self.comb(&self.g)).as_ref()
+    }
+
+    /// `a·A + b·B` (plain scalars) from the two points' comb tables.
+    fn comb2(&self, ta: &Comb<L>, a: &Fe<L>, tb: &Comb<L>, b: &Fe<L>) -> Option<Jacobian<L>> {
+        let d = self.spacing();
+        let bit = |s: &Fe<L>, pos: usize| -> usize {
+            s.get(pos / WORD_BITS)
+                .map_or(0, |w| ((w >> (pos % WORD_BITS)) & 1) as usize)
+        };
+        let column = |s: &Fe<L>, i: usize| -> usize {
+            (0..TEETH).fold(0, |acc, k| acc | (bit(s, i + k * d) << k))
+        };
+        let mut acc = Jacobian::IDENTITY;
+        for i in (0..d).rev() {
+            if !acc.is_identity() {
+                acc = self.double(&acc);
+            }
+            for (table, scalar) in [(ta, a), (tb, b)] {
+                if let Some(idx) = column(scalar, i).checked_sub(1) {
+                    acc = self.add_affine(&acc, table.entries.get(idx)?);
+                }
+            }
+        }
+        Some(acc)
+    }
+
+    /// `e`: the leftmost `bits(n)` bits of the message's hash, mod `n`
+    /// (`bits2int`, SEC1 §4.1.4 step 5; one subtraction reduces it).
+    fn message_scalar(&self, message: &[u8]) -> Option<Fe<L>> {
+        let digest: Vec<u8> = match self.hash {
+            CurveHash::Sha256 => sha2::Sha256::digest(message).to_vec(),
+            CurveHash::Sha384 => sha2::Sha384::digest(message).to_vec(),
+            CurveHash::Sha512 => sha2::Sha512::digest(message).to_vec(),
+        };
+        let mut e = from_be::<L>(&digest)?;
+        for _ in self.order_bits..digest.len() * 8 {
+            shr1(&mut e, false);
+        }
+        if !less(&e, &self.n.m) {
+            e = sub(&e, &self.n.m).0;
+        }
+        Some(e)
     }
 }
 
-/// Bit `pos` of a big-endian scalar encoding (0 past its end).
-fn bit(be: &[u8], pos: usize) -> usize {
-    let byte = pos / 8;
-    be.len()
-        .checked_sub(1 + byte)
-        .and_then(|i| be.get(i))
-        .map_or(0, |b| usize::from((b >> (pos % 8)) & 1))
+/// A parsed ECDSA signature: `r`, `s` in `[1, n−1]` (plain integers).
+#[derive(Clone, Copy)]
+pub struct EcSignature<const L: usize> {
+    curve: &'static Curve<L>,
+    r: Fe<L>,
+    s: Fe<L>,
 }
 
-/// Column `i` of a scalar's comb: bits `i + k·D` for `k` in `0..TEETH`.
-fn column<C: FastCurve>(be: &[u8], i: usize) -> usize {
-    let d = spacing::<C>();
-    (0..C::TEETH).fold(0, |acc, k| acc | (bit(be, i + k * d) << k))
-}
-
-/// `a·A + b·B` from the two points' comb tables, variable time.
-/// `None` only on an internal inconsistency (a column past the table).
-fn comb2<C: FastCurve>(
-    ta: &Comb<C>,
-    a: &C::Scalar,
-    tb: &Comb<C>,
-    b: &C::Scalar,
-) -> Option<ProjectivePoint<C>> {
-    let (a, b) = (a.to_repr(), b.to_repr());
-    let mut acc = ProjectivePoint::<C>::IDENTITY;
-    for i in (0..spacing::<C>()).rev() {
-        acc = acc.double();
-        let ia = column::<C>(&a, i);
-        if ia != 0 {
-            acc += ta.entry(ia)?;
-        }
-        let ib = column::<C>(&b, i);
-        if ib != 0 {
-            acc += tb.entry(ib)?;
-        }
+impl<const L: usize> fmt::Debug for EcSignature<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EcSignature({})", self.curve.name)
     }
-    Some(acc)
 }
 
-/// A public key for fast verification: the point, and its comb table, built
-/// on first use and shared by clones.
-pub struct EcKey<C: FastCurve> {
-    point: AffinePoint<C>,
-    table: Arc<OnceLock<Option<Comb<C>>>>,
+impl<const L: usize> EcSignature<L> {
+    /// The JWS form `r || s` (RFC 7518 §3.4: each exactly the curve's size);
+    /// `None` for another length or a scalar outside `[1, n−1]`.
+    pub fn from_slice(curve: &'static Curve<L>, raw: &[u8]) -> Option<EcSignature<L>> {
+        if raw.len() != 2 * curve.size {
+            return None;
+        }
+        let (r, s) = raw.split_at(curve.size);
+        let scalar = |be: &[u8]| -> Option<Fe<L>> {
+            let v = from_be::<L>(be)?;
+            (!is_zero(&v) && less(&v, &curve.n.m)).then_some(v)
+        };
+        Some(EcSignature {
+            curve,
+            r: scalar(r)?,
+            s: scalar(s)?,
+        })
+    }
+
+    /// `r || s`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = to_be(&self.r, self.curve.size);
+        out.extend(to_be(&self.s, self.curve.size));
+        out
+    }
 }
 
-impl<C: FastCurve> Clone for EcKey<C> {
+/// A public key for fast verification: the checked point, and its comb
+/// table, built on first use and shared by clones.
+pub struct EcKey<const L: usize> {
+    curve: &'static Curve<L>,
+    point: Affine<L>,
+    table: Arc<OnceLock<Option<Comb<L>>>>,
+}
+
+impl<const L: usize> Clone for EcKey<L> {
     fn clone(&self) -> Self {
         EcKey {
+            curve: self.curve,
             point: self.point,
             table: Arc::clone(&self.table),
         }
     }
 }
 
-impl<C: FastCurve> fmt::Debug for EcKey<C> {
+impl<const L: usize> fmt::Debug for EcKey<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EcKey")
+            .field("curve", &self.curve.name)
             .field("table_built", &self.table.get().is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl<C: FastCurve> EcKey<C> {
-    /// From a curve crate's public key (checked by the crate to be on the
-    /// curve and not the identity).
-    pub fn new(key: &elliptic_curve::PublicKey<C>) -> EcKey<C> {
-        EcKey::from_checked_affine(*key.as_affine())
-    }
-
-    /// From the point of a curve crate's `VerifyingKey` (on the curve, not the
-    /// identity: the crates' constructors check both).
-    pub(crate) fn from_checked_affine(point: AffinePoint<C>) -> EcKey<C> {
+impl<const L: usize> EcKey<L> {
+    fn with_point(curve: &'static Curve<L>, point: Affine<L>) -> EcKey<L> {
         EcKey {
+            curve,
             point,
             table: Arc::new(OnceLock::new()),
         }
     }
-}
 
-impl<C: FastCurve> EcKey<C> {
-    /// The key's affine point.
-    pub fn point(&self) -> &AffinePoint<C> {
-        &self.point
+    /// From affine coordinates (JWK `x` and `y`, big-endian, each exactly the
+    /// curve's size: RFC 7518 §6.2.1.2), checked to be on the curve.
+    pub fn from_coordinates(
+        curve: &'static Curve<L>,
+        x: &[u8],
+        y: &[u8],
+    ) -> Result<EcKey<L>, PointError> {
+        Ok(EcKey::with_point(curve, curve.point(x, y)?))
+    }
+
+    /// From SEC1 octets (uncompressed or compressed), checked to be on the curve.
+    pub fn from_sec1(curve: &'static Curve<L>, sec1: &[u8]) -> Result<EcKey<L>, PointError> {
+        Ok(EcKey::with_point(curve, curve.sec1_point(sec1)?))
+    }
+
+    /// The key's curve.
+    pub fn curve(&self) -> &'static Curve<L> {
+        self.curve
+    }
+
+    /// The uncompressed SEC1 encoding `04 || x || y`.
+    pub fn to_sec1(&self) -> Vec<u8> {
+        let f = &self.curve.p;
+        let mut out = vec![0x04];
+        out.extend(to_be(&f.plain(&self.point.x), self.curve.size));
+        out.extend(to_be(&f.plain(&self.point.y), self.curve.size));
+        out
     }
 
     /// Builds the comb table now (otherwise it is built on first use).
@@ -215,69 +950,183 @@ impl<C: FastCurve> EcKey<C> {
         self.table.get().is_some()
     }
 
-    fn table(&self) -> Option<&Comb<C>> {
+    fn table(&self) -> Option<&Comb<L>> {
         self.table
-            .get_or_init(|| Comb::new(&ProjectivePoint::<C>::from(self.point)))
+            .get_or_init(|| self.curve.comb(&self.point))
             .as_ref()
     }
 
     /// ECDSA verification of `sig` over `message` (hashed here with the
-    /// curve's SHA-2).
-    #[allow(deprecated)] // generic-array 0.14's ArrayLength, as the curve crates use it
-    pub fn verify(&self, message: &[u8], sig: &Signature<C>) -> bool
-    where
-        C::Scalar: Reduce<C::Uint, Bytes = FieldBytes<C>>,
-        ecdsa::SignatureSize<C>: ArrayLength<u8>,
-    {
-        let digest = C::Hash::digest(message);
-        let Ok(field) = bits2field::<C>(&digest) else {
-            return false;
-        };
-        let e = <C::Scalar as Reduce<C::Uint>>::reduce_bytes(&field);
-        // `Signature` holds r and s in [1, n−1] only.
-        let (r, s) = sig.split_scalars();
-        let w = *s.invert_vartime();
-        let u1 = e * w;
-        let u2 = *r * w;
-        let point = match (C::generator_table(), self.table()) {
-            (Some(g), Some(q)) => comb2(g, &u1, q, &u2),
-            // Unreachable for valid keys; the slow generic path then.
-            _ => Some(
-                ProjectivePoint::<C>::generator() * u1
-                    + ProjectivePoint::<C>::from(self.point) * u2,
-            ),
-        };
-        let Some(point) = point else {
-            return false;
-        };
-        // R = identity: refused. (`to_affine` maps it to the affine identity,
-        // whose flag is cheap to read; primeorder's projective `is_identity`
-        // would cost a second inversion.)
-        let affine = point.to_affine();
-        if bool::from(affine.is_identity()) {
+    /// curve's SHA-2). A signature parsed for another curve is refused.
+    pub fn verify(&self, message: &[u8], sig: &EcSignature<L>) -> bool {
+        if !std::ptr::eq(sig.curve, self.curve) {
             return false;
         }
-        let x = elliptic_curve::point::AffineCoordinates::x(&affine);
-        <C::Scalar as Reduce<C::Uint>>::reduce_bytes(&x) == *r
+        self.verify_inner(message, sig).unwrap_or(false)
+    }
+
+    fn verify_inner(&self, message: &[u8], sig: &EcSignature<L>) -> Option<bool> {
+        let c = self.curve;
+        let (n, f) = (&c.n, &c.p);
+        let e = c.message_scalar(message)?;
+        // w = s⁻¹ (plain); u1 = e·w, u2 = r·w (plain: a Montgomery product
+        // carries R⁻¹, which the product with R² takes off).
+        let w = n.invert(&sig.s)?;
+        let u1 = n.mul(&n.mul(&e, &w), &n.r2);
+        let u2 = n.mul(&n.mul(&sig.r, &w), &n.r2);
+        let point = c.comb2(c.generator_table()?, &u1, self.table()?, &u2)?;
+        if point.is_identity() {
+            return Some(false);
+        }
+        // x(R) = X / Z² ≡ r (mod n) ⟺ X = r·Z² or, when r + n < p, X = (r + n)·Z².
+        let z2 = f.sqr(&point.z);
+        if f.mul(&f.mont(&sig.r), &z2) == point.x {
+            return Some(true);
+        }
+        let (r_plus_n, carry) = add(&sig.r, &n.m);
+        Some(!carry && less(&r_plus_n, &f.m) && f.mul(&f.mont(&r_plus_n), &z2) == point.x)
     }
 }
 
-macro_rules! fast_curve {
-    ($curve:ty, $hash:ty, $bits:literal, $teeth:literal) => {
-        impl FastCurve for $curve {
-            type Hash = $hash;
-            const ORDER_BITS: usize = $bits;
-            const TEETH: usize = $teeth;
-            fn generator_table() -> Option<&'static Comb<Self>> {
-                static TABLE: OnceLock<Option<Comb<$curve>>> = OnceLock::new();
-                TABLE
-                    .get_or_init(|| Comb::new(&ProjectivePoint::<$curve>::GENERATOR))
-                    .as_ref()
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    /// `k·P` by double-and-add over the plain scalar's bits, for the tests.
+    fn mul_point<const L: usize>(c: &Curve<L>, pt: &Affine<L>, k_be: &[u8]) -> Jacobian<L> {
+        let mut acc = Jacobian::IDENTITY;
+        for byte in k_be {
+            for i in (0..8).rev() {
+                acc = c.double(&acc);
+                if (byte >> i) & 1 == 1 {
+                    acc = c.add_affine(&acc, pt);
+                }
             }
         }
-    };
-}
+        acc
+    }
 
-fast_curve!(p256::NistP256, sha2::Sha256, 256, 8);
-fast_curve!(p384::NistP384, sha2::Sha384, 384, 8);
-fast_curve!(p521::NistP521, sha2::Sha512, 521, 8);
+    fn constants_hold<const L: usize>(c: &'static Curve<L>) {
+        assert!(c.on_curve(&c.g), "{} G on the curve", c.name);
+        let n_be = to_be(&c.n.m, c.size);
+        assert!(
+            mul_point(c, &c.g, &n_be).is_identity(),
+            "{} n·G = 0",
+            c.name
+        );
+        // (n − 1)·G = −G: same x, opposite y.
+        let mut n1 = c.n.m;
+        n1[0] -= 1;
+        let minus_g = c
+            .normalize(&[mul_point(c, &c.g, &to_be(&n1, c.size))])
+            .unwrap();
+        assert_eq!(minus_g[0].x, c.g.x);
+        assert_eq!(c.p.add(&minus_g[0].y, &c.g.y), [0; L]);
+        // The generator's table entries are the multiples they claim.
+        let table = c.generator_table().unwrap();
+        let d = c.spacing();
+        for b in [1usize, 2, 3, 0x80, 0xff] {
+            let mut k = vec![0u8; c.size];
+            let mut scalar = [0 as Word; L];
+            for t in 0..TEETH {
+                if b & (1 << t) != 0 {
+                    let pos = t * d;
+                    scalar[pos / WORD_BITS] |= 1 << (pos % WORD_BITS);
+                }
+            }
+            k.copy_from_slice(&to_be(&scalar, c.size));
+            let expected = c.normalize(&[mul_point(c, &c.g, &k)]).unwrap();
+            assert!(
+                table.entries[b - 1].x == expected[0].x && table.entries[b - 1].y == expected[0].y
+            );
+        }
+    }
+
+    #[test]
+    fn curve_constants_hold() {
+        constants_hold(p256().unwrap());
+        constants_hold(p384().unwrap());
+        constants_hold(p521().unwrap());
+    }
+
+    fn inversion_agrees_with_fermat<const L: usize>(c: &'static Curve<L>) {
+        for m in [&c.p, &c.n] {
+            let mut m2 = to_be(&m.m, L * WORD_BYTES);
+            // m − 2
+            let last = m2.last_mut().unwrap();
+            *last -= 2;
+            for seed in 1u64..40 {
+                let mut v = [0 as Word; L];
+                for (i, w) in v.iter_mut().enumerate() {
+                    *w = (seed
+                        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                        .rotate_left(i as u32 * 7)) as Word;
+                }
+                // Below m: the top word below m's.
+                v[L - 1] %= m.m[L - 1];
+                if is_zero(&v) {
+                    continue;
+                }
+                let mont = m.mont(&v);
+                let fermat = m.plain(&m.pow(&mont, &m2));
+                assert_eq!(m.invert(&v).unwrap(), fermat);
+                assert_eq!(m.plain(&m.mul(&mont, &m.invert_mont(&mont).unwrap())), {
+                    let mut one = [0; L];
+                    one[0] = 1;
+                    one
+                });
+            }
+            let mut one = [0; L];
+            one[0] = 1;
+            assert_eq!(m.invert(&one).unwrap(), one);
+            assert!(m.invert(&[0; L]).is_none());
+            assert!(m.invert(&m.m).is_none());
+        }
+    }
+
+    #[test]
+    fn inversion_agrees_with_fermat_on_every_modulus() {
+        inversion_agrees_with_fermat(p256().unwrap());
+        inversion_agrees_with_fermat(p384().unwrap());
+        inversion_agrees_with_fermat(p521().unwrap());
+    }
+
+    #[test]
+    fn compressed_and_uncompressed_encodings_give_the_same_point() {
+        fn check<const L: usize>(c: &'static Curve<L>) {
+            let g = EcKey::with_point(c, c.g).to_sec1();
+            let x = &g[1..=c.size];
+            let y_odd = g[2 * c.size] & 1 == 1;
+            let tag = if y_odd { 0x03 } else { 0x02 };
+            let k = EcKey::from_sec1(c, &[&[tag][..], x].concat()).unwrap();
+            assert_eq!(k.to_sec1(), g);
+            // The other tag: −G.
+            let other = EcKey::from_sec1(c, &[&[tag ^ 1][..], x].concat()).unwrap();
+            assert_ne!(other.to_sec1(), g);
+            assert_eq!(&other.to_sec1()[..=c.size], &g[..=c.size]);
+            assert_eq!(
+                EcKey::from_sec1(c, &[0u8]).unwrap_err(),
+                PointError::Encoding
+            );
+            assert_eq!(
+                EcKey::from_sec1(c, &g[..g.len() - 1]).unwrap_err(),
+                PointError::Encoding
+            );
+            let mut off = g.clone();
+            *off.last_mut().unwrap() ^= 1;
+            assert_eq!(
+                EcKey::from_sec1(c, &off).unwrap_err(),
+                PointError::NotOnCurve
+            );
+            let p = to_be(&c.p.m, c.size);
+            assert_eq!(
+                EcKey::from_coordinates(c, &p, &g[1 + c.size..]).unwrap_err(),
+                PointError::Range
+            );
+        }
+        check(p256().unwrap());
+        check(p384().unwrap());
+        check(p521().unwrap());
+    }
+}

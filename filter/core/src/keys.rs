@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_compact::jwk::JsonWebKey;
 use serde_json::Value;
 
-use crate::ec_fast::EcKey;
+use crate::ec_fast::{self, EcKey, L256, L384, L521, PointError};
 
 /// A JWS algorithm scopegate can verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -156,9 +156,9 @@ pub enum KeyMaterial {
     /// The parsed key with its modulus's Montgomery parameters (computed at load).
     Rsa(crate::rsa_fast::RsaVerifier),
     /// EC keys carry their lazily built comb table (`crate::ec_fast`).
-    P256(EcKey<p256::NistP256>),
-    P384(EcKey<p384::NistP384>),
-    P521(EcKey<p521::NistP521>),
+    P256(EcKey<L256>),
+    P384(EcKey<L384>),
+    P521(EcKey<L521>),
     /// With its lazily built fixed-base table (`crate::ed_fast`).
     Ed25519(crate::ed_fast::EdKey),
     Hmac(HmacSecret),
@@ -441,27 +441,21 @@ fn ec_material(crv: &str, x: &[u8], y: &[u8]) -> Result<KeyMaterial, KeyError> {
             "{crv} coordinates must be {size} bytes each"
         )));
     }
-    let mut sec1 = Vec::with_capacity(1 + 2 * size);
-    sec1.push(0x04);
-    sec1.extend_from_slice(x);
-    sec1.extend_from_slice(y);
-    let invalid = |e: &dyn fmt::Display| KeyError::Invalid(format!("{crv} point: {e}"));
+    let invalid = |e: PointError| KeyError::Invalid(format!("{crv} point: {e}"));
+    let curve_missing = || invalid(PointError::Curve);
     Ok(match size {
-        32 => KeyMaterial::P256(EcKey::from_checked_affine(
-            *p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                .map_err(|e| invalid(&e))?
-                .as_affine(),
-        )),
-        48 => KeyMaterial::P384(EcKey::from_checked_affine(
-            *p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                .map_err(|e| invalid(&e))?
-                .as_affine(),
-        )),
-        _ => KeyMaterial::P521(EcKey::from_checked_affine(
-            *p521::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                .map_err(|e| invalid(&e))?
-                .as_affine(),
-        )),
+        32 => KeyMaterial::P256(
+            EcKey::from_coordinates(ec_fast::p256().ok_or_else(curve_missing)?, x, y)
+                .map_err(invalid)?,
+        ),
+        48 => KeyMaterial::P384(
+            EcKey::from_coordinates(ec_fast::p384().ok_or_else(curve_missing)?, x, y)
+                .map_err(invalid)?,
+        ),
+        _ => KeyMaterial::P521(
+            EcKey::from_coordinates(ec_fast::p521().ok_or_else(curve_missing)?, x, y)
+                .map_err(invalid)?,
+        ),
     })
 }
 
@@ -491,16 +485,8 @@ pub fn key_from_pem(kid: Option<String>, pem: &str, alg: Option<&str>) -> Result
             return Err(KeyError::RsaTooShort(bits));
         }
         KeyMaterial::Rsa(k)
-    } else if let Ok(k) = p256::PublicKey::from_public_key_pem(pem) {
-        KeyMaterial::P256(EcKey::new(&k))
-    } else if let Ok(k) = p384::PublicKey::from_public_key_pem(pem) {
-        KeyMaterial::P384(EcKey::new(&k))
-    } else if let Ok(k) = p521::PublicKey::from_public_key_pem(pem) {
-        KeyMaterial::P521(EcKey::from_checked_affine(
-            *p521::ecdsa::VerifyingKey::from_affine(*k.as_affine())
-                .map_err(|e| KeyError::Invalid(format!("P-521 point: {e}")))?
-                .as_affine(),
-        ))
+    } else if let Ok(EcSpki(k)) = EcSpki::from_public_key_pem(pem) {
+        k
     } else if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
         ed_material(k)?
     } else {
@@ -541,6 +527,47 @@ impl TryFrom<spki::SubjectPublicKeyInfoRef<'_>> for RsaSpki {
         )
         .map(RsaSpki)
         .map_err(|_| spki::Error::KeyMalformed)
+    }
+}
+
+/// id-ecPublicKey (RFC 5480 §2.1.1) and the named curves' OIDs (§2.1.1.1).
+const ID_EC_PUBLIC_KEY: spki::ObjectIdentifier =
+    spki::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const SECP256R1: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const SECP384R1: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const SECP521R1: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.132.0.35");
+
+/// An EC key from a SubjectPublicKeyInfo (RFC 5480): algorithm
+/// id-ecPublicKey with a namedCurve parameter (P-256, P-384 or P-521), the
+/// SEC1 point (uncompressed or compressed) in the bit string, checked to be
+/// on the curve, as the `p256`/`p384`/`p521` crates' `DecodePublicKey` read
+/// one.
+struct EcSpki(KeyMaterial);
+
+impl TryFrom<spki::SubjectPublicKeyInfoRef<'_>> for EcSpki {
+    type Error = spki::Error;
+
+    fn try_from(spki: spki::SubjectPublicKeyInfoRef<'_>) -> Result<Self, Self::Error> {
+        spki.algorithm.assert_algorithm_oid(ID_EC_PUBLIC_KEY)?;
+        let curve = spki.algorithm.parameters_oid()?;
+        let sec1 = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or(spki::Error::KeyMalformed)?;
+        let malformed = |_| spki::Error::KeyMalformed;
+        let material = if curve == SECP256R1 {
+            let c = ec_fast::p256().ok_or(spki::Error::KeyMalformed)?;
+            KeyMaterial::P256(EcKey::from_sec1(c, sec1).map_err(malformed)?)
+        } else if curve == SECP384R1 {
+            let c = ec_fast::p384().ok_or(spki::Error::KeyMalformed)?;
+            KeyMaterial::P384(EcKey::from_sec1(c, sec1).map_err(malformed)?)
+        } else if curve == SECP521R1 {
+            let c = ec_fast::p521().ok_or(spki::Error::KeyMalformed)?;
+            KeyMaterial::P521(EcKey::from_sec1(c, sec1).map_err(malformed)?)
+        } else {
+            return Err(spki::Error::OidUnknown { oid: curve });
+        };
+        Ok(EcSpki(material))
     }
 }
 

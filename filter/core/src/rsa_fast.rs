@@ -413,7 +413,7 @@ impl Mont {
 /// instructions in wasm32, where Montgomery doublings and squarings took
 /// ~1.2 M and crypto-bigint's bit-serial `rem` tens of millions. `None` only
 /// on an internal inconsistency (never for n > 0).
-fn pow2_mod(exp: usize, n_be: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn pow2_mod(exp: usize, n_be: &[u8]) -> Option<Vec<u8>> {
     const B: u64 = 1 << 32;
     // The divisor as little-endian 32-bit words, without leading zero words.
     let mut v: Vec<u32> = n_be

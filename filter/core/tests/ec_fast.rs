@@ -1,5 +1,6 @@
-//! The fast ECDSA verifier (`scopegate_core::ec_fast`, comb tables) against the
-//! curve crates' own `VerifyingKey::verify`, for P-256, P-384 and P-521: the
+//! scopegate's ECDSA verifier (`scopegate_core::ec_fast`: its own field
+//! arithmetic, comb tables) against the curve crates' own
+//! `VerifyingKey::verify`, for P-256, P-384 and P-521: the
 //! same verdict on valid signatures over many keys and messages, on every
 //! single-bit flip of signature and signing input, on edge scalars (0, n−1, n,
 //! above n), on high-S, on wrong keys, on keys that are small multiples of G
@@ -45,6 +46,18 @@ fn add_be(a: &[u8], b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `a − b` of two big-endian numbers of the same length, `a ≥ b`.
+fn sub_be(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; a.len()];
+    let mut borrow = 0i16;
+    for i in (0..a.len()).rev() {
+        let v = i16::from(a[i]) - i16::from(b[i]) - borrow;
+        out[i] = v.rem_euclid(256) as u8;
+        borrow = i16::from(v < 0);
+    }
+    out
+}
+
 /// `a − 1` of a big-endian number > 0.
 fn dec_be(a: &[u8]) -> Vec<u8> {
     let mut out = a.to_vec();
@@ -60,7 +73,7 @@ fn dec_be(a: &[u8]) -> Vec<u8> {
 }
 
 macro_rules! curve_tests {
-    ($modname:ident, $curve:ident, $Curve:ty, $FastSig:ty, $size:literal, $keys:literal, $flip_stride:literal, $wasm_stride:literal) => {
+    ($modname:ident, $curve:ident, $Curve:ty, $l:ident, $ours:ident, $FastSig:ty, $size:literal, $keys:literal, $flip_stride:literal, $wasm_stride:literal) => {
         mod $modname {
             use super::*;
             // The glob above makes `test` ambiguous on wasm32: name it again.
@@ -71,7 +84,7 @@ macro_rules! curve_tests {
             use $curve::elliptic_curve::ops::Reduce;
             use $curve::elliptic_curve::{PrimeField as _, sec1::ToEncodedPoint as _};
             use $curve::{ProjectivePoint, PublicKey, Scalar};
-            use scopegate_core::ec_fast::EcKey;
+            use scopegate_core::ec_fast::{EcKey, $l};
 
             const SIZE: usize = $size;
 
@@ -85,19 +98,29 @@ macro_rules! curve_tests {
                 SigningKey::from_slice(&d.to_repr()).unwrap()
             }
 
-            fn fast_key(vk: &VerifyingKey) -> EcKey<$Curve> {
-                EcKey::new(&PublicKey::from_affine(*vk.as_affine()).unwrap())
+            fn fast_key(vk: &VerifyingKey) -> EcKey<$l> {
+                let point = PublicKey::from_affine(*vk.as_affine()).unwrap().to_encoded_point(false);
+                let key = EcKey::from_sec1(scopegate_core::ec_fast::$ours().unwrap(), point.as_bytes()).unwrap();
+                assert_eq!(key.to_sec1(), point.as_bytes(), "the key round-trips");
+                key
+            }
+
+            /// Our verdict on a signature the crate parsed.
+            fn fast_verify(fast: &EcKey<$l>, msg: &[u8], sig: &Signature) -> bool {
+                let ours = <$FastSig>::try_from_slice(&sig.to_bytes()).expect("a signature the crate parsed");
+                assert_eq!(ours.0.to_bytes(), sig.to_bytes().to_vec());
+                fast.verify(msg, &ours.0)
             }
 
             /// Both verdicts over raw signature bytes: the crates' and ours.
             /// A signature refused at parsing (r or s out of [1, n−1]) is a
             /// rejection for both; parsing must agree too.
-            fn verdicts(vk: &VerifyingKey, fast: &EcKey<$Curve>, msg: &[u8], sig: &[u8]) -> (bool, bool) {
+            fn verdicts(vk: &VerifyingKey, fast: &EcKey<$l>, msg: &[u8], sig: &[u8]) -> (bool, bool) {
                 let theirs = Signature::from_slice(sig).map(|s| vk.verify(msg, &s).is_ok());
                 let ours = <$FastSig>::try_from_slice(sig);
                 assert_eq!(theirs.is_ok(), ours.is_ok(), "parsing differs on {sig:02x?}");
                 match Signature::from_slice(sig) {
-                    Ok(s) => (theirs.unwrap(), fast.verify(msg, &s)),
+                    Ok(s) => (theirs.unwrap(), fast_verify(fast, msg, &s)),
                     Err(_) => (false, false),
                 }
             }
@@ -128,7 +151,7 @@ macro_rules! curve_tests {
                         // Another message, another key, a mangled signature.
                         let other_msg = bytes("other", i * 10 + m, 20);
                         assert_eq!(verdicts(&vk, &fast, &other_msg, &raw), (false, false));
-                        assert!(!other.verify(&msg, &sig), "another key accepted it");
+                        assert!(!fast_verify(&other, &msg, &sig), "another key accepted it");
                         let mut swapped = raw.to_vec();
                         swapped.rotate_left(SIZE);
                         let v = verdicts(&vk, &fast, &msg, &swapped);
@@ -217,7 +240,7 @@ macro_rules! curve_tests {
                     let (r, s) = sig.split_scalars();
                     let flipped = Signature::from_scalars(*r, -*s).unwrap();
                     let theirs = vk.verify(&msg, &flipped).is_ok();
-                    assert_eq!(fast.verify(&msg, &flipped), theirs);
+                    assert_eq!(fast_verify(&fast, &msg, &flipped), theirs);
                     // ECDSA accepts (r, n − s); the crates do not require low-S.
                     assert!(theirs, "the crate refused high-S");
                 }
@@ -270,6 +293,51 @@ macro_rules! curve_tests {
             }
 
             #[test]
+            fn an_r_point_whose_x_is_above_n_verifies_through_r_plus_n() {
+                // x(R) mod n = r with x(R) in [n, p): the rare case the check
+                // `X = (r + n)·Z²` exists for. No discrete log is needed: take
+                // the first x > n with a point R, any s, and solve the
+                // verification equation for the key, Q = u2⁻¹·(R − u1·G).
+                use $curve::elliptic_curve::sec1::FromEncodedPoint as _;
+                let n = order_be();
+                let one = {
+                    let mut one = vec![0u8; SIZE];
+                    one[SIZE - 1] = 1;
+                    one
+                };
+                // From n + 1: r = x − n must be at least 1.
+                let mut x = add_be(&n, &one);
+                let point = loop {
+                    let encoded = $curve::EncodedPoint::from_bytes([&[0x02u8][..], &x].concat()).unwrap();
+                    let candidate = $curve::AffinePoint::from_encoded_point(&encoded);
+                    if bool::from(candidate.is_some()) {
+                        break candidate.expect("decompressed");
+                    }
+                    x = add_be(&x, &one);
+                };
+                let r_be = sub_be(&x, &n);
+                let mut r_bytes = $curve::FieldBytes::default();
+                r_bytes.copy_from_slice(&r_be);
+                let r = Scalar::from_repr(r_bytes).expect("r");
+                let msg = b"x(R) above n";
+                let digest = <$Curve as HashOf>::hash(msg);
+                let field = ecdsa::hazmat::bits2field::<$Curve>(&digest).unwrap();
+                let e = <Scalar as Reduce<<$Curve as $curve::elliptic_curve::Curve>::Uint>>::reduce_bytes(&field);
+                for s in [Scalar::from(7u64), -Scalar::from(3u64)] {
+                    let w = s.invert().expect("w");
+                    let (u1, u2) = (e * w, r * w);
+                    let q = (ProjectivePoint::from(point) - ProjectivePoint::GENERATOR * u1) * u2.invert().expect("u2");
+                    let vk = VerifyingKey::from_affine(q.to_affine()).unwrap();
+                    let fast = fast_key(&vk);
+                    let sig = Signature::from_scalars(r, s).unwrap();
+                    assert_eq!(verdicts(&vk, &fast, msg, &sig.to_bytes()), (true, true));
+                    // r itself is not x(R): the other candidate, x(R) − n + 1, is refused by both.
+                    let r1 = Signature::from_scalars(r + Scalar::ONE, s).unwrap();
+                    assert_eq!(verdicts(&vk, &fast, msg, &r1.to_bytes()), (false, false));
+                }
+            }
+
+            #[test]
             fn the_table_is_built_on_first_use_and_shared_by_clones() {
                 let sk = signing_key(40);
                 let vk = VerifyingKey::from(&sk);
@@ -277,11 +345,11 @@ macro_rules! curve_tests {
                 let clone = fast.clone();
                 assert!(!fast.is_precomputed() && !clone.is_precomputed());
                 let sig: Signature = sk.sign(b"x");
-                assert!(clone.verify(b"x", &sig));
+                assert!(fast_verify(&clone, b"x", &sig));
                 assert!(fast.is_precomputed(), "the clone's table is the original's");
                 assert!(fast.precompute());
                 // Memory per table stays bounded (reported in BENCHMARKS.md).
-                let bytes = scopegate_core::ec_fast::table_bytes::<$Curve>();
+                let bytes = scopegate_core::ec_fast::table_bytes::<$l>();
                 eprintln!("{}: {bytes} bytes per comb table", stringify!($curve));
                 assert!(bytes <= 64 * 1024, "{bytes} bytes per table");
             }
@@ -314,6 +382,8 @@ curve_tests!(
     es256,
     p256,
     ::p256::NistP256,
+    L256,
+    p256,
     scopegate_core::ecdsa_ext::Es256Signature,
     32,
     24,
@@ -324,6 +394,8 @@ curve_tests!(
     es384,
     p384,
     ::p384::NistP384,
+    L384,
+    p384,
     scopegate_core::ecdsa_ext::Es384Signature,
     48,
     8,
@@ -334,6 +406,8 @@ curve_tests!(
     es512,
     p521,
     ::p521::NistP521,
+    L521,
+    p521,
     scopegate_core::ecdsa_ext::Es512Signature,
     66,
     8,

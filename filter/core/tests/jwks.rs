@@ -413,6 +413,88 @@ fn pem_keys_of_every_type_and_base64_secrets() {
     );
 }
 
+/// A DER TLV (short or long length form).
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match content.len() {
+        n @ 0..=127 => out.push(n as u8),
+        n @ 128..=255 => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A SubjectPublicKeyInfo PEM of an EC point: id-ecPublicKey with the
+/// named curve's DER-encoded OID (RFC 5480).
+fn ec_spki_pem(curve_oid_der: &[u8], point: &[u8]) -> String {
+    const ID_EC_PUBLIC_KEY: [u8; 9] = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    let algorithm = der(0x30, &[&ID_EC_PUBLIC_KEY[..], curve_oid_der].concat());
+    let bits = der(0x03, &[&[0u8][..], point].concat());
+    let spki = der(0x30, &[algorithm, bits].concat());
+    let b64 = base64_std(&spki);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
+}
+
+#[test]
+fn ec_pem_keys_compressed_or_not_verify_their_tokens_on_their_curve_only() {
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    use p256::pkcs8::EncodePublicKey as _;
+    const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+    const P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
+    const SECP256K1: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
+    let k = keys();
+    let p521 = p521::ecdsa::VerifyingKey::from(&k.p521);
+    let points = [
+        ("ES256", P256, k.p256.verifying_key().to_encoded_point(false).as_bytes().to_vec(), k.p256.verifying_key().to_encoded_point(true).as_bytes().to_vec()),
+        ("ES384", P384, k.p384.verifying_key().to_encoded_point(false).as_bytes().to_vec(), k.p384.verifying_key().to_encoded_point(true).as_bytes().to_vec()),
+        ("ES512", P521, p521.to_encoded_point(false).as_bytes().to_vec(), p521.to_encoded_point(true).as_bytes().to_vec()),
+    ];
+    // The hand-built SPKI is the curve crates' own encoding.
+    assert_eq!(
+        ec_spki_pem(P256, &points[0].2),
+        k.p256.verifying_key().to_public_key_pem(Default::default()).unwrap()
+    );
+    assert_eq!(
+        ec_spki_pem(P384, &points[1].2),
+        k.p384.verifying_key().to_public_key_pem(Default::default()).unwrap()
+    );
+    for (alg, oid, uncompressed, compressed) in &points {
+        let token = format!("Bearer {}", sign(alg, Some("pem"), &claims("svc-a:orders:read")));
+        for (form, point) in [("uncompressed", uncompressed), ("compressed", compressed)] {
+            let pem = ec_spki_pem(oid, point);
+            let key = key_from_pem(Some("pem".into()), &pem, None).unwrap_or_else(|e| panic!("{alg} {form}: {e}"));
+            assert_eq!(key.algs(), [scopegate_core::keys::Alg::from_name(alg).unwrap()].into_iter().collect::<AlgSet>(), "{alg} {form}");
+            let mut c = config(default_rules());
+            let p = &mut c["providers"][0];
+            p.as_object_mut().unwrap().remove("jwks");
+            p["pem_keys"] = json!([{"kid": "pem", "pem": pem}]);
+            let policy = compile_json(c.to_string().as_bytes()).unwrap();
+            let headers = [("authorization", token.as_str())];
+            let d = policy.decide(&Request {
+                method: "GET",
+                path: "/orders",
+                headers: &headers,
+                now_unix_seconds: NOW,
+                route_name: None,
+            });
+            assert!(matches!(d, Decision::Allow(_)), "{alg} {form}: {d:?}");
+        }
+        // The same point under another curve's OID, or secp256k1's: refused.
+        for other in [P256, P384, P521, SECP256K1].into_iter().filter(|o| o != oid) {
+            assert!(key_from_pem(None, &ec_spki_pem(other, uncompressed), None).is_err(), "{alg} as {other:02x?}");
+        }
+        // Off the curve (y + 1), a truncated point, the identity: refused.
+        let mut off = uncompressed.clone();
+        *off.last_mut().unwrap() ^= 1;
+        assert!(key_from_pem(None, &ec_spki_pem(oid, &off), None).is_err(), "{alg} off the curve");
+        assert!(key_from_pem(None, &ec_spki_pem(oid, &uncompressed[..uncompressed.len() - 1]), None).is_err());
+        assert!(key_from_pem(None, &ec_spki_pem(oid, &[0]), None).is_err());
+    }
+}
+
 fn base64_std(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)

@@ -439,3 +439,41 @@ fn rfc8037_appendix_a4_ed25519_signature_verifies_with_the_parsed_jwk() {
     let jws = format!("{}.{}", std::str::from_utf8(input).unwrap(), b64(&sig));
     assert_eq!(reason(&jws), Reason::Malformed);
 }
+
+#[test]
+fn rfc7515_appendix_a3_es256_and_a4_es512_examples_verify_with_the_parsed_jwks() {
+    use jwt_compact::{Algorithm, AlgorithmSignature};
+    use scopegate_core::ecdsa_ext::{FastEs256, FastEs512};
+    use scopegate_core::keys::{KeyMaterial, key_from_jwk};
+    // RFC 7515 A.3: the P-256 key of A.3.1 and the JWS of A.3.1 (its JWT
+    // payload {"iss":"joe", "exp":1300819380, ...}).
+    let key = key_from_jwk(&json!({"kty": "EC", "crv": "P-256",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}))
+    .unwrap();
+    let KeyMaterial::P256(p256) = key.material() else {
+        panic!("not a P-256 key")
+    };
+    let input = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+    let sig = base64_decode(
+        "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q",
+    );
+    let s = <FastEs256 as Algorithm>::Signature::try_from_slice(&sig).unwrap();
+    assert!(FastEs256.verify_signature(&s, p256, input.as_bytes()));
+    assert!(!FastEs256.verify_signature(&s, p256, &input.as_bytes()[1..]));
+    // RFC 7515 A.4: the P-521 key of A.4.1 and the JWS over "Payload".
+    let key = key_from_jwk(&json!({"kty": "EC", "crv": "P-521",
+        "x": "AekpBQ8ST8a8VcfVOTNl353vSrDCLLJXmPk06wTjxrrjcBpXp5EOnYG_NjFZ6OvLFV1jSfS9tsz4qUxcWceqwQGk",
+        "y": "ADSmRA43Z1DSNx_RvcLI87cdL07l6jQyyBXMoxVg_l2Th-x3S1WDhjDly79ajL4Kkd0AZMaZmh9ubmf63e3kyMj2"}))
+    .unwrap();
+    let KeyMaterial::P521(p521) = key.material() else {
+        panic!("not a P-521 key")
+    };
+    let input = b"eyJhbGciOiJFUzUxMiJ9.UGF5bG9hZA";
+    let sig = base64_decode(
+        "AdwMgeerwtHoh-l192l60hp9wAHZFVJbLfD_UxMi70cwnZOYaRI1bKPWROc-mZZqwqT2SI-KGDKB34XO0aw_7XdtAG8GaSwFKdCAPZgoXD2YBJZCPEX3xKpRwcdOO8KpEHwJjyqOgzDO7iKvU8vcnwNrmxYbSW9ERBXukOXolLzeO_Jn",
+    );
+    let s = <FastEs512 as Algorithm>::Signature::try_from_slice(&sig).unwrap();
+    assert!(FastEs512.verify_signature(&s, p521, input));
+    assert!(!FastEs512.verify_signature(&s, p521, b"eyJhbGciOiJFUzUxMiJ9.UGF5bG9hZB"));
+}

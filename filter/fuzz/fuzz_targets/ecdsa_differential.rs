@@ -1,5 +1,5 @@
-//! scopegate's ECDSA verifier (`scopegate_core::ec_fast`, comb tables,
-//! variable time) against the curve crates' own `VerifyingKey::verify`, for
+//! scopegate's ECDSA verifier (`scopegate_core::ec_fast`: its own field
+//! arithmetic, comb tables, variable time) against the curve crates' own `VerifyingKey::verify`, for
 //! P-256, P-384 and P-521.
 //!
 //! A key from the input's seed (or a small multiple of G), a message, an
@@ -7,12 +7,14 @@
 //! signature, a whole signature from the input, s → n − s, the message
 //! changed, or another key's verifying key. Invariant: both verifiers give the
 //! same verdict, parsing included (`r`/`s` out of `[1, n−1]` refused by both),
-//! and an unmutated honest signature is accepted (liveness).
+//! and an unmutated honest signature is accepted (liveness). The key reaches
+//! scopegate as a compressed or an uncompressed SEC1 point (bit 2 of
+//! `curve`).
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use scopegate_core::ec_fast::EcKey;
+use scopegate_core::ec_fast::{self, EcKey};
 
 #[derive(Debug, Arbitrary)]
 enum Mutation {
@@ -86,13 +88,15 @@ macro_rules! check {
                 }
             }
         }
-        let fast = EcKey::new(&$curve::PublicKey::from_affine(*vk.as_affine()).unwrap());
+        use $curve::elliptic_curve::sec1::ToEncodedPoint as _;
+        let point = vk.as_affine().to_encoded_point(input.curve & 4 != 0);
+        let fast = EcKey::from_sec1(ec_fast::$curve().unwrap(), point.as_bytes()).unwrap();
         let theirs = Signature::from_slice(&raw).ok();
-        let parsed = <sig::$curve>::try_from_slice(&raw).is_ok();
-        assert_eq!(theirs.is_some(), parsed, "parsing differs");
-        let (a, b) = match theirs {
-            Some(s) => (vk.verify(&msg, &s).is_ok(), fast.verify(&msg, &s)),
-            None => (false, false),
+        let ours = <sig::$curve>::try_from_slice(&raw).ok();
+        assert_eq!(theirs.is_some(), ours.is_some(), "parsing differs");
+        let (a, b) = match (theirs, ours) {
+            (Some(s), Some(o)) => (vk.verify(&msg, &s).is_ok(), fast.verify(&msg, &o.0)),
+            _ => (false, false),
         };
         assert_eq!(a, b, "verdicts differ: crate {a}, ec_fast {b}");
         if honest {

@@ -41,15 +41,6 @@ use facts::{Facts, now_unix_seconds};
 use metrics::Metrics;
 use remote::{Remote, SharedRemote};
 
-#[cfg(target_arch = "wasm32")]
-fn no_randomness(_: &mut [u8]) -> Result<(), getrandom::Error> {
-    // Verification never needs randomness; anything that asks gets an error
-    // instead of an import of JavaScript glue.
-    Err(getrandom::Error::UNSUPPORTED)
-}
-#[cfg(target_arch = "wasm32")]
-getrandom::register_custom_getrandom!(no_randomness);
-
 proxy_wasm::main! {{
     // Only proxy_log may be called during module start in Envoy: no metrics here.
     proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> {
