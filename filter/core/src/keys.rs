@@ -9,7 +9,6 @@ use core::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwt_compact::jwk::JsonWebKey;
 use serde_json::Value;
 
 use crate::ec_fast::{self, EcKey, L256, L384, L521, PointError};
@@ -362,44 +361,40 @@ pub fn key_from_jwk(jwk: &Value) -> Result<Key, KeyError> {
             if obj.contains_key("d") {
                 return Err(private_key_refused());
             }
-            let x = coordinate(&text("x")?, "x")?;
-            let y = coordinate(&text("y")?, "y")?;
+            let x = b64_member(&text("x")?, "x")?;
+            let y = b64_member(&text("y")?, "y")?;
             ec_material(&crv, &x, &y)?
         }
-        "RSA" | "OKP" => {
-            if kty == "OKP" {
-                let crv = text("crv")?.unwrap_or_default();
-                if crv != "Ed25519" {
-                    return Err(KeyError::UnsupportedCurve(crv));
-                }
+        "RSA" => {
+            if obj.contains_key("d") {
+                return Err(private_key_refused());
+            }
+            let n = b64_member(&text("n")?, "n")?;
+            let e = b64_member(&text("e")?, "e")?;
+            let key = crate::rsa_fast::RsaVerifier::from_components(&n, &e)
+                .map_err(|e| KeyError::Invalid(e.to_string()))?;
+            let bits = key.size() * 8;
+            if bits < MIN_RSA_BITS {
+                return Err(KeyError::RsaTooShort(bits));
+            }
+            KeyMaterial::Rsa(key)
+        }
+        "OKP" => {
+            let crv = text("crv")?.unwrap_or_default();
+            if crv != "Ed25519" {
+                return Err(KeyError::UnsupportedCurve(crv));
             }
             if obj.contains_key("d") {
                 return Err(private_key_refused());
             }
-            let parsed: JsonWebKey<'_> = serde_json::from_value(jwk.clone())
-                .map_err(|e| KeyError::Invalid(e.to_string()))?;
-            if kty == "RSA" {
-                let JsonWebKey::Rsa {
-                    modulus,
-                    public_exponent,
-                    ..
-                } = &parsed
-                else {
-                    return Err(KeyError::Invalid("not an RSA key".into()));
-                };
-                let key = crate::rsa_fast::RsaVerifier::from_components(modulus, public_exponent)
-                    .map_err(|e| KeyError::Invalid(e.to_string()))?;
-                let bits = key.size() * 8;
-                if bits < MIN_RSA_BITS {
-                    return Err(KeyError::RsaTooShort(bits));
-                }
-                KeyMaterial::Rsa(key)
-            } else {
-                ed_material(
-                    ed25519_dalek::VerifyingKey::try_from(&parsed)
-                        .map_err(|e| KeyError::Invalid(e.to_string()))?,
-                )?
-            }
+            let x = b64_member(&text("x")?, "x")?;
+            let x: [u8; 32] = x.try_into().map_err(|x: Vec<u8>| {
+                KeyError::Invalid(format!("Ed25519 \"x\" must be 32 bytes, not {}", x.len()))
+            })?;
+            ed_material(
+                ed25519_dalek::VerifyingKey::from_bytes(&x)
+                    .map_err(|e| KeyError::Invalid(format!("Ed25519 point: {e}")))?,
+            )?
         }
         "oct" => {
             let k = text("k")?.ok_or_else(|| KeyError::Invalid("\"k\" is required".into()))?;
@@ -418,10 +413,12 @@ fn private_key_refused() -> KeyError {
     KeyError::Invalid("the JWK holds a private key (\"d\"); configure public keys only".into())
 }
 
-fn coordinate(v: &Option<String>, name: &str) -> Result<Vec<u8>, KeyError> {
+/// A required base64url member of a JWK (RFC 7518 §6: `n`, `e`, `x`, `y`),
+/// decoded.
+fn b64_member(v: &Option<String>, name: &str) -> Result<Vec<u8>, KeyError> {
     let v = v
         .as_deref()
-        .ok_or_else(|| KeyError::Invalid(format!("\"{name}\" is required")))?;
+        .ok_or_else(|| KeyError::Invalid(format!("missing field `{name}`")))?;
     URL_SAFE_NO_PAD
         .decode(v)
         .map_err(|e| KeyError::Invalid(format!("\"{name}\" is not base64url: {e}")))
@@ -772,6 +769,43 @@ mod tests {
             key_from_jwk(&doc).unwrap_err(),
             KeyError::Invalid(_)
         ));
+    }
+
+    #[test]
+    fn jwk_members_are_required_base64url_strings() {
+        let invalid = |doc: serde_json::Value| match key_from_jwk(&doc) {
+            Err(KeyError::Invalid(why)) => why,
+            other => panic!("{doc}: {other:?}"),
+        };
+        let n = URL_SAFE_NO_PAD.encode([0xc5u8; 256]);
+        // The message names the member as serde's own does (operators grep for it).
+        assert_eq!(invalid(json!({"kty": "RSA", "e": "AQAB"})), "missing field `n`");
+        assert_eq!(invalid(json!({"kty": "RSA", "n": n})), "missing field `e`");
+        assert!(invalid(json!({"kty": "RSA", "n": 7, "e": "AQAB"})).contains("must be a string"));
+        assert!(invalid(json!({"kty": "RSA", "n": format!("{n}="), "e": "AQAB"})).contains("not base64url"));
+        assert!(invalid(json!({"kty": "RSA", "n": n.replace('x', "+"), "e": "AQAB"})).contains("not base64url"));
+        let odd = |mut bytes: Vec<u8>| {
+            *bytes.last_mut().unwrap() |= 1;
+            URL_SAFE_NO_PAD.encode(bytes)
+        };
+        // 2048 bits, odd: a key; 1024 bits: too short; even: refused.
+        let key = key_from_jwk(&json!({"kty": "RSA", "n": odd(vec![0xc5; 256]), "e": "AQAB"})).unwrap();
+        assert_eq!(key.material().family(), KeyFamily::Rsa);
+        assert_eq!(
+            key_from_jwk(&json!({"kty": "RSA", "n": odd(vec![0xc5; 128]), "e": "AQAB"})).unwrap_err(),
+            KeyError::RsaTooShort(1024)
+        );
+        assert!(key_from_jwk(&json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode([0xc4u8; 256]), "e": "AQAB"})).is_err());
+        // Ed25519: exactly 32 octets of a point's encoding.
+        assert_eq!(invalid(json!({"kty": "OKP", "crv": "Ed25519"})), "missing field `x`");
+        assert!(
+            invalid(json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode([9u8; 31])}))
+                .contains("32 bytes")
+        );
+        assert_eq!(
+            key_from_jwk(&json!({"kty": "OKP", "crv": "X25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})).unwrap_err(),
+            KeyError::UnsupportedCurve("X25519".into())
+        );
     }
 
     #[test]

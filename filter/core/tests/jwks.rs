@@ -439,7 +439,6 @@ fn ec_spki_pem(curve_oid_der: &[u8], point: &[u8]) -> String {
 
 #[test]
 fn ec_pem_keys_compressed_or_not_verify_their_tokens_on_their_curve_only() {
-    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
     use p256::pkcs8::EncodePublicKey as _;
     const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
     const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
