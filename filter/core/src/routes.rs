@@ -13,8 +13,6 @@
 
 use core::fmt;
 
-use regex_automata::nfa::thompson::{self, pikevm::PikeVM};
-
 /// Why a path cannot be normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathError {
@@ -340,45 +338,65 @@ impl Template {
 
 /// Bound on the compiled size of one route regex.
 pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+/// The size limits a route regex is compiled under, smallest first.
+const REGEX_SIZE_TIERS: [usize; 3] = [4 * 1024, 32 * 1024, REGEX_SIZE_LIMIT];
 /// Longest route regex accepted, in bytes.
 pub const REGEX_MAX_LEN: usize = 1024;
 /// Deepest nesting of groups/repetitions accepted in a route regex.
 pub const REGEX_NEST_LIMIT: u32 = 32;
 
-/// A route regex: RE2 syntax, matched against the whole normalised path
-/// (implicitly anchored), bytes-oriented with Unicode off (`\d`, `\w`, `.`
-/// are ASCII / byte classes), bounded in size.
+/// A route regex: the regex crate's syntax (RE2-like: no backreferences or
+/// lookaround), matched against the whole normalised path (implicitly
+/// anchored) in linear time by `regex-lite`, the regex crate authors'
+/// small engine; ASCII-only classes (`\d`, `\w`, `\s`, `\b`, `[[:alpha:]]`,
+/// `(?i)`), `.` any character but `\n`; bounded in length, nesting and
+/// compiled size.
 #[derive(Debug, Clone)]
 pub struct PathRegex {
     source: String,
-    vm: PikeVM,
-    hir: regex_syntax::hir::Hir,
-}
-
-/// The syntax of route regexes, as `regex::bytes::RegexBuilder` sets it with
-/// `unicode(false)` and [`REGEX_NEST_LIMIT`].
-pub(crate) fn regex_syntax_config() -> regex_automata::util::syntax::Config {
-    regex_automata::util::syntax::Config::new()
-        .unicode(false)
-        .utf8(false)
-        .nest_limit(REGEX_NEST_LIMIT)
-}
-
-/// The NFA of route regexes, as regex-automata's meta regex (what
-/// `regex::bytes::Regex` runs) configures it for these patterns: empty
-/// matches may split UTF-8 (paths are bytes here), at most `size_limit`
-/// bytes. Only the implicit group of each pattern: nothing reads captures.
-pub(crate) fn nfa_config(size_limit: usize) -> thompson::Config {
-    thompson::Config::new()
-        .utf8(false)
-        .shrink(false)
-        .nfa_size_limit(Some(size_limit))
-        .which_captures(thompson::WhichCaptures::Implicit)
+    regex: regex_lite::Regex,
+    /// The leading path segments every match starts with (the route table
+    /// files the rule under them): see [`literal_segments`].
+    literal_segments: Vec<String>,
+    /// The size tier it compiled under ([`REGEX_SIZE_TIERS`]).
+    charge: usize,
 }
 
 /// A regex error message on one line (they come with a caret diagram).
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The complete path segments that every string matching the (anchored)
+/// regex `source` starts with: a lower bound, never more than is certain,
+/// used only to file the rule in the route table's trie (the regex still
+/// decides). Read off the pattern's start: the longest run of plain literal
+/// characters before any metacharacter (`\ . + * ? ( ) | [ ] { } ^ $`), less
+/// its last character when a repetition (`? * + {`) follows it; nothing at
+/// all if the pattern has a `|` anywhere (an alternation at the top level
+/// would make the start optional). Of that literal prefix, the segments
+/// followed by a `/` are complete: `/v2/items/[0-9]+` gives `["v2",
+/// "items"]`, `/v[0-9]/x` and `(?i)/admin` give none. Flags (`(?i)`,
+/// `(?x)`) only start with `(`, so they end the run before they apply.
+pub(crate) fn literal_segments(source: &str) -> Vec<String> {
+    if source.contains('|') {
+        return Vec::new();
+    }
+    let is_meta = |c: char| "\\.+*?()|[]{}^$".contains(c);
+    let run_end = source.find(is_meta).unwrap_or(source.len());
+    let (run, after) = source.split_at(run_end);
+    let run = if after.starts_with(['?', '*', '+', '{']) {
+        run.char_indices()
+            .next_back()
+            .and_then(|(i, _)| run.get(..i))
+            .unwrap_or("")
+    } else {
+        run
+    };
+    match run.rfind('/').and_then(|last| run.get(..last)) {
+        Some(complete) => segments(complete).map(str::to_owned).collect(),
+        None => Vec::new(),
+    }
 }
 
 impl PathRegex {
@@ -394,53 +412,57 @@ impl PathRegex {
         if source.len() > REGEX_MAX_LEN {
             return Err(format!("longer than {REGEX_MAX_LEN} bytes"));
         }
-        // Parsed once (`hir`) for this rule and for the route table's regex
-        // set, which serves the per-request lookup with a lazy DFA. A rule's
-        // own regex only checks the pattern and serves `matches` (the
-        // linear reference lookup, the shadow check): a PikeVM, linear-time,
-        // on the same NFA the regex crate would build. The messages are the
-        // regex crate's (`regex::Error` of a syntax or size-limit error).
-        let build = |pattern: &str| {
-            let hir = regex_automata::util::syntax::parse_with(pattern, &regex_syntax_config())
-                .map_err(|e| one_line(&e.to_string()))?;
-            let nfa = thompson::Compiler::new()
-                .configure(nfa_config(REGEX_SIZE_LIMIT))
-                .build_from_hir(&hir)
-                .map_err(|e| match e.size_limit() {
-                    Some(n) => format!("the compiled regex exceeds the size limit of {n} bytes"),
-                    None => one_line(&e.to_string()),
-                })?;
-            let vm = PikeVM::new_from_nfa(nfa).map_err(|e| one_line(&e.to_string()))?;
-            Ok::<_, String>((hir, vm))
+        let build = |pattern: &str, limit: usize| {
+            regex_lite::RegexBuilder::new(pattern)
+                .size_limit(limit)
+                .nest_limit(REGEX_NEST_LIMIT)
+                .build()
+                .map_err(|e| one_line(&e.to_string()))
         };
-        // Compiled once, anchored; on an error the operator's own pattern is
-        // compiled again so that the message points into what they wrote.
-        let (hir, vm) =
-            build(&PathRegex::anchored(source)).map_err(|anchored| match build(source) {
-                Err(e) => e,
-                Ok(_) => anchored,
-            })?;
-        Ok(PathRegex {
-            source: source.to_owned(),
-            vm,
-            hir,
+        // Compiled anchored, under the smallest size tier it fits: the tier
+        // is what the regex is charged against the table's total
+        // (`table::REGEX_SET_SIZE_LIMIT`), a bound on its real size. Route
+        // regexes are small: nearly all compile at the first tier, once.
+        let anchored = PathRegex::anchored(source);
+        let mut last = String::new();
+        for charge in REGEX_SIZE_TIERS {
+            match build(&anchored, charge) {
+                Ok(regex) => {
+                    return Ok(PathRegex {
+                        source: source.to_owned(),
+                        regex,
+                        literal_segments: literal_segments(source),
+                        charge,
+                    });
+                }
+                Err(e) => last = e,
+            }
+        }
+        // On an error the operator's own pattern is compiled again so that
+        // the message points into what they wrote.
+        Err(match build(source, REGEX_SIZE_LIMIT) {
+            Err(e) => e,
+            Ok(_) => last,
         })
     }
 
-    /// The anchored pattern, parsed (for the route table's regex set).
-    pub(crate) fn hir(&self) -> &regex_syntax::hir::Hir {
-        &self.hir
+    /// The size tier the regex compiled under: at least its compiled size.
+    pub(crate) fn charge(&self) -> usize {
+        self.charge
     }
 
     pub fn as_str(&self) -> &str {
         &self.source
     }
 
-    /// Whether the whole `path` matches (not on the request path: the
-    /// route table's regex set serves lookups).
+    /// The leading segments every matching path starts with.
+    pub(crate) fn literal_segments(&self) -> &[String] {
+        &self.literal_segments
+    }
+
+    /// Whether the whole `path` matches.
     pub fn matches(&self, path: &str) -> bool {
-        let mut cache = self.vm.create_cache();
-        self.vm.is_match(&mut cache, regex_automata::Input::new(path.as_bytes()))
+        self.regex.is_match(path)
     }
 }
 

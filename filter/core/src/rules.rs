@@ -1319,8 +1319,9 @@ fn shadow_check(
     // linear in the number of rules (it was quadratic: 1000 rules cost ~0.9
     // billion wasm instructions at configure).
     // Regex rules cover only the same regex and the exact paths they match:
-    // for an exact path, the earlier regex rules that match it come from one
-    // run of the route table's regex set (not one regex run per pair).
+    // for an exact path, the earlier regex rules that match it come from the
+    // route table (only the regexes filed along the path's literal walk run,
+    // not one regex per pair).
     let mut wild: Vec<usize> = Vec::new();
     let mut regexes: Vec<usize> = Vec::new();
     let mut by_first: std::collections::HashMap<&str, Vec<usize>> =
@@ -1336,7 +1337,7 @@ fn shadow_check(
                 candidates.extend_from_slice(&regexes);
             }
             (PathMatch::Exact(e), Some(t)) if !regexes.is_empty() => {
-                candidates.extend(t.regex_rules_matching(e).into_iter().filter(|&i| i < j));
+                candidates.extend(t.regex_rules_matching(rules, e).into_iter().filter(|&i| i < j));
             }
             _ => {}
         }

@@ -4,15 +4,17 @@
 //! - exact paths, prefixes and templates in a trie of path segments (a
 //!   literal segment is a map key, a `{param}` a wildcard child, a prefix or
 //!   `{*rest}` a list at the node where it starts);
-//! - regexes in one regex set (a lazy DFA over all of them), run once per
-//!   request;
+//! - regexes in the same trie, under the literal segments every match
+//!   starts with (`/v2/items/[0-9]+` under `v2/items`, `/[a-z]+/x` at the
+//!   root), run only for paths that reach their node;
 //! - rules on every path (`prefix: "/"`) under their Envoy route names, or
 //!   else their exact host names, or else in a short list of rules that are
 //!   candidates for every request.
 //!
 //! A lookup walks the trie along the request's segments (one map lookup per
-//! segment and live node), runs the regex set, and looks up the route name
-//! and host: that yields the candidates, every one of which matches the path.
+//! segment and live node), runs the regexes filed along the path's literal
+//! walk, and looks up the route name and host: that yields the candidates,
+//! every one of which matches the path.
 //! The candidates are tried in rule order on the remaining conditions
 //! (method, host, route name), so the first that passes is the first rule
 //! of the table that matches. The cost depends on the path's length and the
@@ -20,19 +22,12 @@
 
 use std::collections::BTreeMap;
 
-use std::sync::Mutex;
-
-use regex_automata::hybrid::dfa::{self as lazy, DFA};
-use regex_automata::nfa::thompson::{self, pikevm::PikeVM};
-use regex_automata::{Input, MatchKind, PatternSet};
-
-use crate::routes::{PathMatch, TemplateSegment, nfa_config, segments};
+use crate::routes::{PathMatch, TemplateSegment, segments};
 use crate::rules::{RouteFacts, Rule};
 
-/// Bound on the compiled size of all route regexes together.
+/// Bound on the compiled size of all route regexes together (each charged
+/// what [`crate::routes::PathRegex::charge`] says).
 pub const REGEX_SET_SIZE_LIMIT: usize = 4 * 1024 * 1024;
-/// Bound on the lazy-DFA cache of the regex set.
-pub const REGEX_SET_DFA_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default)]
 struct Node {
@@ -44,130 +39,17 @@ struct Node {
     prefix: Vec<u32>,
     /// `{*rest}` templates: one or more segments below this node.
     rest: Vec<u32>,
-}
-
-/// Every route regex (anchored) in one automaton, as `regex::bytes::RegexSet`
-/// runs them (regex-automata's meta regex with match kind `All`): a lazy DFA,
-/// and the PikeVM on the same NFA when the DFA gives up (its cache cleared
-/// too often) or could not be built.
-#[derive(Debug)]
-struct RegexIndex {
-    dfa: Option<DFA>,
-    vm: PikeVM,
-    /// The lazy DFA's states and the PikeVM's scratch, kept between
-    /// requests (bounded by [`REGEX_SET_DFA_SIZE_LIMIT`]).
-    caches: Mutex<Caches>,
-    /// The rule of each pattern.
-    rules: Vec<u32>,
-}
-
-#[derive(Debug)]
-struct Caches {
-    dfa: Option<lazy::Cache>,
-    vm: regex_automata::nfa::thompson::pikevm::Cache,
-}
-
-impl RegexIndex {
-    fn new(patterns: &[&regex_syntax::hir::Hir], rules: Vec<u32>) -> Result<RegexIndex, String> {
-        RegexIndex::with_dfa_cache(patterns, rules, REGEX_SET_DFA_SIZE_LIMIT)
-    }
-
-    fn with_dfa_cache(
-        patterns: &[&regex_syntax::hir::Hir],
-        rules: Vec<u32>,
-        dfa_cache_bytes: usize,
-    ) -> Result<RegexIndex, String> {
-        let nfa = thompson::Compiler::new()
-            .configure(nfa_config(REGEX_SET_SIZE_LIMIT))
-            .build_many_from_hir(patterns)
-            // As `regex::Error` prints them.
-            .map_err(|e| match e.size_limit() {
-                Some(n) => format!("Compiled regex exceeds size limit of {n} bytes."),
-                None => e.to_string().replace('\n', " "),
-            })?;
-        // The lazy DFA as the meta regex configures it; it fails to build
-        // only when its cache bound cannot hold a few states: then the
-        // PikeVM serves every lookup.
-        let dfa = lazy::Builder::new()
-            .configure(
-                DFA::config()
-                    .match_kind(MatchKind::All)
-                    .cache_capacity(dfa_cache_bytes)
-                    .skip_cache_capacity_check(false)
-                    .minimum_cache_clear_count(Some(3))
-                    .minimum_bytes_per_state(Some(10)),
-            )
-            .build_from_nfa(nfa.clone())
-            .ok();
-        let vm = PikeVM::builder()
-            .configure(PikeVM::config().match_kind(MatchKind::All))
-            .build_from_nfa(nfa)
-            .map_err(|e| e.to_string().replace('\n', " "))?;
-        let caches = Mutex::new(Caches {
-            dfa: dfa.as_ref().map(DFA::create_cache),
-            vm: vm.create_cache(),
-        });
-        Ok(RegexIndex {
-            dfa,
-            vm,
-            caches,
-            rules,
-        })
-    }
-
-    /// Calls `f` with the index (in the set) of every regex matching `path`,
-    /// in order: what `regex::bytes::RegexSet::matches` yields.
-    fn for_each_match(&self, path: &str, mut f: impl FnMut(usize)) {
-        let input = Input::new(path.as_bytes());
-        let mut found = PatternSet::new(self.vm.get_nfa().pattern_len());
-        // A VM is one thread; a lookup never waits (a busy or poisoned
-        // lock, which cannot happen there, gets fresh caches).
-        let mut fresh;
-        let mut guard = self.caches.try_lock().ok();
-        let caches = match guard.as_deref_mut() {
-            Some(c) => c,
-            None => {
-                fresh = Caches {
-                    dfa: self.dfa.as_ref().map(DFA::create_cache),
-                    vm: self.vm.create_cache(),
-                };
-                &mut fresh
-            }
-        };
-        let fast = match (&self.dfa, caches.dfa.as_mut()) {
-            (Some(dfa), Some(cache)) => dfa.try_which_overlapping_matches(cache, &input, &mut found).is_ok(),
-            _ => false,
-        };
-        if !fast {
-            found.clear();
-            self.vm.which_overlapping_matches(&mut caches.vm, &input, &mut found);
-        }
-        for pid in found.iter() {
-            f(pid.as_usize());
-        }
-    }
-}
-
-impl Clone for RegexIndex {
-    /// The same automata (shared), fresh caches.
-    fn clone(&self) -> RegexIndex {
-        RegexIndex {
-            dfa: self.dfa.clone(),
-            vm: self.vm.clone(),
-            caches: Mutex::new(Caches {
-                dfa: self.dfa.as_ref().map(DFA::create_cache),
-                vm: self.vm.create_cache(),
-            }),
-            rules: self.rules.clone(),
-        }
-    }
+    /// Regex rules whose matches all start with this node's literal
+    /// segments: tried for paths at or below it.
+    regex: Vec<u32>,
 }
 
 /// See the module docs.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     root: Node,
-    regex: Option<RegexIndex>,
+    /// Whether any rule is a regex (the literal walk is skipped otherwise).
+    has_regex: bool,
     by_route_name: BTreeMap<String, Vec<u32>>,
     by_host: BTreeMap<String, Vec<u32>>,
     everywhere: Vec<u32>,
@@ -177,14 +59,16 @@ impl RouteTable {
     /// Files every rule. Fails only if the regexes together exceed the size bound.
     pub(crate) fn build(rules: &[Rule]) -> Result<RouteTable, String> {
         let mut t = RouteTable::default();
-        let mut patterns: Vec<&regex_syntax::hir::Hir> = Vec::new();
-        let mut regex_rules: Vec<u32> = Vec::new();
+        let mut regex_bytes: usize = 0;
         for (i, rule) in rules.iter().enumerate() {
             let i = u32::try_from(i).map_err(|_| "too many rules".to_owned())?;
             match &rule.path {
                 PathMatch::Regex(r) => {
-                    patterns.push(r.hir());
-                    regex_rules.push(i);
+                    regex_bytes = regex_bytes.saturating_add(r.charge());
+                    node_at(&mut t.root, r.literal_segments().iter().map(String::as_str))
+                        .regex
+                        .push(i);
+                    t.has_regex = true;
                 }
                 p if p.is_everything() => {
                     let exact_hosts: Option<Vec<&str>> =
@@ -231,23 +115,50 @@ impl RouteTable {
                 }
             }
         }
-        if !patterns.is_empty() {
-            t.regex = Some(RegexIndex::new(&patterns, regex_rules)?);
+        if regex_bytes > REGEX_SET_SIZE_LIMIT {
+            return Err(format!(
+                "compiled regexes exceed the size limit of {REGEX_SET_SIZE_LIMIT} bytes together"
+            ));
         }
         Ok(t)
     }
 
     /// Indices of the regex rules whose regex matches `path` (in rule
-    /// order): one run of the regex set.
-    pub(crate) fn regex_rules_matching(&self, path: &str) -> Vec<usize> {
-        let Some(idx) = &self.regex else {
-            return Vec::new();
-        };
+    /// order; `path` a normalised path).
+    pub(crate) fn regex_rules_matching(&self, rules: &[Rule], path: &str) -> Vec<usize> {
+        let segs: Vec<&str> = segments(path).collect();
         let mut out = Vec::new();
-        idx.for_each_match(path, |k| {
-            out.extend(idx.rules.get(k).and_then(|&i| usize::try_from(i).ok()));
-        });
-        out
+        self.matching_regexes(rules, path, &segs, &mut out);
+        out.sort_unstable();
+        out.into_iter().filter_map(|i| usize::try_from(i).ok()).collect()
+    }
+
+    /// Files the regex rules along the literal walk of `segs` (the root and
+    /// each literal child in turn) whose regex matches `path`.
+    fn matching_regexes(&self, rules: &[Rule], path: &str, segs: &[&str], out: &mut Vec<u32>) {
+        if !self.has_regex {
+            return;
+        }
+        let file = |list: &[u32], out: &mut Vec<u32>| {
+            for &i in list {
+                let hit = usize::try_from(i)
+                    .ok()
+                    .and_then(|k| rules.get(k))
+                    .is_some_and(|r| r.path.matches(path));
+                if hit {
+                    out.push(i);
+                }
+            }
+        };
+        let mut node = &self.root;
+        file(&node.regex, out);
+        for seg in segs {
+            let Some(child) = node.children.get(*seg) else {
+                break;
+            };
+            node = child;
+            file(&node.regex, out);
+        }
     }
 
     /// Index of the first rule matching `facts`.
@@ -272,9 +183,6 @@ impl RouteTable {
         if let Some(list) = facts.host.and_then(|(h, _)| self.by_host.get(h)) {
             candidates.extend_from_slice(list);
         }
-        if let Some(idx) = &self.regex {
-            idx.for_each_match(facts.path, |k| candidates.extend(idx.rules.get(k)));
-        }
         candidates.extend_from_slice(&self.root.prefix);
         // `routes::segments`, split once: up to 16 in place, longer paths
         // in a vector.
@@ -297,6 +205,7 @@ impl RouteTable {
         }
         let segs = if spilled.is_empty() { inline.get(..n).unwrap_or(&[]) } else { spilled.as_slice() };
         self.root.visit(segs, candidates);
+        self.matching_regexes(rules, facts.path, segs, candidates);
         candidates.sort_unstable();
         candidates.dedup();
         candidates
@@ -375,6 +284,7 @@ mod tests {
         .collect();
         out.push(b"/caf\xE9".to_vec());
         out.push(b"/\xFF".to_vec());
+        out.push("/café".as_bytes().to_vec());
         // Every path of up to three pieces from a small alphabet.
         let pieces = ["/", "a", "b", "v2", "items", "1", "x", "y", "ADMIN", "c"];
         for a in pieces {
@@ -388,63 +298,82 @@ mod tests {
         out
     }
 
-    /// The regex set against `regex::bytes::RegexSet` (what scopegate ran
-    /// before: the regex crate's meta regex, Unicode off) on the same
-    /// anchored patterns, with a lazy DFA of ample, tiny and no cache (the
-    /// PikeVM fallback).
+    /// Each route regex (regex-lite) against the regex crate's
+    /// `regex::bytes::Regex` with Unicode off (what scopegate ran before) on
+    /// the same anchored patterns, over every ASCII path of the list (paths
+    /// are normalised: percent-encoded unless unreserved ASCII); and the
+    /// literal segments a regex is filed under are a prefix of the segments
+    /// of every path it matches.
     #[test]
-    fn the_regex_set_finds_what_the_regex_crates_set_finds() {
-        let parsed: Vec<PathRegex> = PATTERNS.iter().map(|p| PathRegex::parse(p).unwrap()).collect();
-        let hirs: Vec<&regex_syntax::hir::Hir> = parsed.iter().map(PathRegex::hir).collect();
-        let reference = regex::bytes::RegexSetBuilder::new(PATTERNS.iter().map(|p| PathRegex::anchored(p)))
-            .unicode(false)
-            .build()
-            .unwrap();
-        let singles: Vec<regex::bytes::Regex> = PATTERNS
-            .iter()
-            .map(|p| regex::bytes::RegexBuilder::new(&PathRegex::anchored(p)).unicode(false).build().unwrap())
-            .collect();
-        let rules: Vec<u32> = (0..u32::try_from(PATTERNS.len()).unwrap()).collect();
-        let indexes = [
-            RegexIndex::new(&hirs, rules.clone()).unwrap(),
-            RegexIndex::with_dfa_cache(&hirs, rules.clone(), 0).unwrap(),
-        ];
-        assert!(indexes[0].dfa.is_some() && indexes[1].dfa.is_none());
+    fn route_regexes_match_what_the_regex_crate_matches_and_are_filed_soundly() {
+        let mut patterns: Vec<&str> = PATTERNS.to_vec();
+        patterns.extend([
+            "/ab?/c", "/ab*/c", "/ab+/c", "/ab{2}/c", "/a/b+/c/d", "/x(/y)?", "/a|/b/c", "/ab/cd[0-9]/e",
+            "(?i)/admin/x", "/a.b/c/.*", "/v2/items/\\d+", "/a/b/", "/a b/c", "/#/c", "/a{1}/b",
+        ]);
         let mut matched = 0;
-        for path in paths() {
-            let want: Vec<usize> = reference.matches(&path).into_iter().collect();
-            matched += want.len();
-            // Paths here are str (normalised); the byte paths go through the
-            // automata directly.
-            for idx in &indexes {
-                let mut got = Vec::new();
-                let input = Input::new(&path);
-                let mut found = PatternSet::new(idx.vm.get_nfa().pattern_len());
-                let mut caches = idx.caches.lock().unwrap();
-                let fast = match (&idx.dfa, caches.dfa.as_mut()) {
-                    (Some(dfa), Some(cache)) => dfa.try_which_overlapping_matches(cache, &input, &mut found).is_ok(),
-                    _ => false,
-                };
-                if !fast {
-                    found.clear();
-                    idx.vm.which_overlapping_matches(&mut caches.vm, &input, &mut found);
+        for p in &patterns {
+            let ours = PathRegex::parse(p).unwrap();
+            let reference = regex::bytes::RegexBuilder::new(&PathRegex::anchored(p)).unicode(false).build().unwrap();
+            let literal = ours.literal_segments();
+            for path in paths() {
+                let Ok(s) = std::str::from_utf8(&path) else { continue };
+                if !s.is_ascii() {
+                    continue;
                 }
-                got.extend(found.iter().map(|p| p.as_usize()));
-                assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&path));
-                if let Ok(s) = std::str::from_utf8(&path) {
-                    drop(caches);
-                    let mut via = Vec::new();
-                    idx.for_each_match(s, |k| via.push(k));
-                    assert_eq!(via, want, "{s:?}");
-                }
-            }
-            if let Ok(s) = std::str::from_utf8(&path) {
-                for (r, single) in parsed.iter().zip(&singles) {
-                    assert_eq!(r.matches(s), single.is_match(&path), "{} on {s:?}", r.as_str());
+                let hit = ours.matches(s);
+                assert_eq!(hit, reference.is_match(&path), "{p} on {s:?}");
+                if hit {
+                    matched += 1;
+                    let segs: Vec<&str> = segments(s).collect();
+                    assert!(
+                        segs.len() >= literal.len() && segs.iter().zip(literal).all(|(a, b)| a == b),
+                        "{p} matches {s:?}, which is not under {literal:?}"
+                    );
                 }
             }
         }
         assert!(matched > 500, "the cases match something: {matched}");
+    }
+
+    #[test]
+    fn a_regex_is_filed_under_the_literal_segments_all_its_matches_start_with() {
+        for (p, want) in [
+            ("/v2/items/[0-9]+", &["v2", "items"][..]),
+            ("/v2/items", &["v2"]),
+            ("/v2/items/", &["v2", "items"]),
+            ("/ab?/c", &[]),
+            ("/a/b?/c", &["a"]),
+            ("/a/bc*/d", &["a"]),
+            ("/a/b{2}/c", &["a"]),
+            ("/a/b+/c", &["a"]),
+            ("/a|/b/c", &[]),
+            ("/(a|b)/c", &[]),
+            ("(?i)/admin/x", &[]),
+            ("/a/(?i)b/c", &["a"]),
+            ("/a.b/c", &[]),
+            ("/a/b.c/d", &["a"]),
+            ("/a/\\d+/b", &["a"]),
+            ("/x[/]y/z", &[]),
+            ("^/a/b/c$", &[]),
+            ("//a//b/c", &["a", "b"]),
+            ("/é/x", &["é"]),
+        ] {
+            assert_eq!(crate::routes::literal_segments(p), want, "{p}");
+        }
+    }
+
+    /// Outside ASCII the engine works on characters: `.` and `[^/]` take one
+    /// character, the classes stay ASCII, `\xE9` is the character é.
+    #[test]
+    fn route_regexes_read_characters_with_ascii_classes() {
+        let m = |p: &str, s: &str| PathRegex::parse(p).unwrap().matches(s);
+        assert!(m("/caf.", "/café") && m("/caf[^/]", "/café") && m("/caf\\xE9", "/café"));
+        assert!(!m("/caf\\w", "/café") && !m("/caf\\W{2}", "/café"));
+        assert!(m("/x/.{2}", "/x/éé") && !m("/x/.{4}", "/x/éé"));
+        assert!(m("(?i)/admin", "/ADMIN") && !m("(?i)/admin", "/ADMİN"));
+        // Unicode classes are not supported: a config error, not a surprise.
+        assert!(PathRegex::parse("/\\p{L}+").is_err());
     }
 
     /// Paths longer than the 16 segments split in place take the vector:
