@@ -456,7 +456,7 @@ impl PathRegex {
     }
 
     /// The leading segments every matching path starts with.
-    pub(crate) fn literal_segments(&self) -> &[String] {
+    pub fn literal_segments(&self) -> &[String] {
         &self.literal_segments
     }
 
