@@ -992,6 +992,10 @@ impl<const L: usize> EcKey<L> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    // On wasm32 `#[test]` is wasm-bindgen-test's: these tests also run in Node
+    // (filter/scripts/test-core-wasm.sh), with 32-bit words.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// `k·P` by double-and-add over the plain scalar's bits, for the tests.
     fn mul_point<const L: usize>(c: &Curve<L>, pt: &Affine<L>, k_be: &[u8]) -> Jacobian<L> {
