@@ -20,7 +20,13 @@
 //!   are unrolled: CIOS multiplication (the product and reduction rows fused,
 //!   as in `rsa_fast`), additions with one conditional correction, and
 //!   inversion by the binary extended Euclidean algorithm (HAC 14.61), far
-//!   cheaper than Fermat's `a^(m−2)` in Montgomery steps.
+//!   cheaper than Fermat's `a^(m−2)` in Montgomery steps. Two field primes
+//!   have a reduction of their own, and there elements are plain (`R = 1`)
+//!   and a multiplication is a 32-bit-word product and that reduction:
+//!   P-256's `p` by NIST's (FIPS 186-4 D.2.3: additions and subtractions of
+//!   the product's words), P-521's `2^521 − 1` by folding (`2^521 ≡ 1`);
+//!   measured against Montgomery on the same primes, ES256 −23% and ES512
+//!   −30% wasm instructions. Both are tested against Montgomery's products.
 //! - **Points.** Jacobian coordinates with the `a = −3` doubling
 //!   (dbl-2001-b: 3M + 5S) and the mixed Jacobian + affine addition
 //!   (madd-2007-bl: 7M + 4S), both from the Explicit-Formulas Database. The
@@ -87,41 +93,48 @@ fn is_zero<const L: usize>(a: &Fe<L>) -> bool {
     a.iter().all(|w| *w == 0)
 }
 
-/// `a < b`.
-fn less<const L: usize>(a: &Fe<L>, b: &Fe<L>) -> bool {
-    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
-        if x != y {
-            return x < y;
+/// `a < b`, `a + b` and its carry out, `a − b` and its borrow out, on
+/// little-endian words of one type: the arithmetic's words, and 32-bit words
+/// for the special primes' reductions.
+macro_rules! word_ops {
+    ($less:ident, $add:ident, $sub:ident, $t:ty) => {
+        fn $less<const L: usize>(a: &[$t; L], b: &[$t; L]) -> bool {
+            for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+                if x != y {
+                    return x < y;
+                }
+            }
+            false
         }
-    }
-    false
+
+        fn $add<const L: usize>(a: &[$t; L], b: &[$t; L]) -> ([$t; L], bool) {
+            let mut out = [0; L];
+            let mut carry = false;
+            for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+                let (s, c1) = x.overflowing_add(*y);
+                let (s, c2) = s.overflowing_add(<$t>::from(carry));
+                *o = s;
+                carry = c1 || c2;
+            }
+            (out, carry)
+        }
+
+        fn $sub<const L: usize>(a: &[$t; L], b: &[$t; L]) -> ([$t; L], bool) {
+            let mut out = [0; L];
+            let mut borrow = false;
+            for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+                let (d, b1) = x.overflowing_sub(*y);
+                let (d, b2) = d.overflowing_sub(<$t>::from(borrow));
+                *o = d;
+                borrow = b1 || b2;
+            }
+            (out, borrow)
+        }
+    };
 }
 
-/// `a + b` and the carry out.
-fn add<const L: usize>(a: &Fe<L>, b: &Fe<L>) -> (Fe<L>, bool) {
-    let mut out = [0; L];
-    let mut carry = false;
-    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-        let (s, c1) = x.overflowing_add(*y);
-        let (s, c2) = s.overflowing_add(Word::from(carry));
-        *o = s;
-        carry = c1 || c2;
-    }
-    (out, carry)
-}
-
-/// `a − b` and the borrow out.
-fn sub<const L: usize>(a: &Fe<L>, b: &Fe<L>) -> (Fe<L>, bool) {
-    let mut out = [0; L];
-    let mut borrow = false;
-    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-        let (d, b1) = x.overflowing_sub(*y);
-        let (d, b2) = d.overflowing_sub(Word::from(borrow));
-        *o = d;
-        borrow = b1 || b2;
-    }
-    (out, borrow)
-}
+word_ops!(less, add, sub, Word);
+word_ops!(less32, add32, sub32, u32);
 
 /// `a >> 1`, with `top` shifted into the highest bit.
 fn shr1<const L: usize>(a: &mut Fe<L>, top: bool) {
@@ -166,6 +179,176 @@ fn hex_to_bytes(hex: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The low `K` 32-bit words of `a` (a copy when words are 32 bits).
+fn to_u32<const L: usize, const K: usize>(a: &Fe<L>) -> [u32; K] {
+    let mut out = [0u32; K];
+    let halves = a
+        .iter()
+        .flat_map(|w| (0..WORD_BITS / 32).map(move |k| (*w >> (32 * k)) as u32));
+    for (o, h) in out.iter_mut().zip(halves) {
+        *o = h;
+    }
+    out
+}
+
+/// `K` 32-bit words as `L` words.
+fn from_u32<const L: usize, const K: usize>(a: &[u32; K]) -> Fe<L> {
+    let mut out = [0 as Word; L];
+    for (w, chunk) in out.iter_mut().zip(a.chunks(WORD_BITS / 32)) {
+        *w = chunk
+            .iter()
+            .rev()
+            .fold(0, |acc, h| (acc << 16 << 16) | Word::from(*h));
+    }
+    out
+}
+
+/// `a·b` (`N` words each) as `M = 2N` words, by product scanning (Comba):
+/// column `k` sums the products `a_i·b_(k−i)`, low and high halves apart
+/// (no sum can overflow: at most 17 products of below 2^64, split), writes
+/// its low word and carries the rest.
+// Every index is below N or M (i ≤ N − 1, k − i ≤ N − 1, k < 2N − 1 < M).
+#[allow(clippy::indexing_slicing)]
+#[inline]
+fn comba<const N: usize, const M: usize>(a: &[u32; N], b: &[u32; N]) -> [u32; M] {
+    let mut out = [0u32; M];
+    if N == 0 || M < 2 * N {
+        return out;
+    }
+    for i in 0..N {
+        let ai = u64::from(a[i]);
+        let mut carry: u64 = 0;
+        for j in 0..N {
+            let t = u64::from(out[i + j]) + ai * u64::from(b[j]) + carry;
+            out[i + j] = t as u32;
+            carry = t >> 32;
+        }
+        out[i + N] = carry as u32;
+    }
+    out
+}
+
+/// `a²` (`N` words) as `M = 2N` words: each cross product `a_i·a_j` (i < j)
+/// once, the sum doubled, then the squares `a_i²` added (N(N+1)/2 word
+/// products instead of N²).
+// Every index is below N or M (i + j < 2N − 1, i + N < 2N, 2i + 1 < 2N).
+#[allow(clippy::indexing_slicing)]
+#[inline]
+fn square_words<const N: usize, const M: usize>(a: &[u32; N]) -> [u32; M] {
+    let mut out = [0u32; M];
+    if M < 2 * N {
+        return out;
+    }
+    for i in 0..N {
+        let ai = u64::from(a[i]);
+        let mut carry: u64 = 0;
+        for j in (i + 1)..N {
+            let t = u64::from(out[i + j]) + ai * u64::from(a[j]) + carry;
+            out[i + j] = t as u32;
+            carry = t >> 32;
+        }
+        out[i + N] = carry as u32;
+    }
+    // Doubled: the cross products are below a²/2, no bit leaves 2N words.
+    let mut top = 0u32;
+    for w in out.iter_mut().take(2 * N) {
+        let next = *w >> 31;
+        *w = (*w << 1) | top;
+        top = next;
+    }
+    let mut carry: u64 = 0;
+    for i in 0..N {
+        let sq = u64::from(a[i]) * u64::from(a[i]);
+        let lo = u64::from(out[2 * i]) + (sq & 0xffff_ffff) + carry;
+        out[2 * i] = lo as u32;
+        let hi = u64::from(out[2 * i + 1]) + (sq >> 32) + (lo >> 32);
+        out[2 * i + 1] = hi as u32;
+        carry = hi >> 32;
+    }
+    out
+}
+
+/// P-256's prime as 32-bit words.
+const P256_P: [u32; 8] = [
+    0xffff_ffff,
+    0xffff_ffff,
+    0xffff_ffff,
+    0,
+    0,
+    0,
+    1,
+    0xffff_ffff,
+];
+
+/// `c mod p` for P-256's `p` and `c < p²` (16 words): NIST's fast reduction
+/// (FIPS 186-4 D.2.3; Hankerson, Menezes, Vanstone, Algorithm 2.29):
+/// `s1 + 2s2 + 2s3 + s4 + s5 − s6 − s7 − s8 − s9`, the `s_i` made of `c`'s
+/// words, summed per word with signed carries, then brought into `[0, p)`
+/// by adding or subtracting `p` (the sum is within `(−4p, 5p)`).
+// Every index is a constant below 16 or 8.
+#[allow(clippy::indexing_slicing)]
+fn reduce_p256(c: &[u32; 16]) -> [u32; 8] {
+    let w = |i: usize| i64::from(c[i]);
+    let t = [
+        w(0) + w(8) + w(9) - w(11) - w(12) - w(13) - w(14),
+        w(1) + w(9) + w(10) - w(12) - w(13) - w(14) - w(15),
+        w(2) + w(10) + w(11) - w(13) - w(14) - w(15),
+        w(3) + 2 * w(11) + 2 * w(12) + w(13) - w(15) - w(8) - w(9),
+        w(4) + 2 * w(12) + 2 * w(13) + w(14) - w(9) - w(10),
+        w(5) + 2 * w(13) + 2 * w(14) + w(15) - w(10) - w(11),
+        w(6) + w(13) + 3 * w(14) + 2 * w(15) - w(8) - w(9),
+        w(7) + w(8) + 3 * w(15) - w(10) - w(11) - w(12) - w(13),
+    ];
+    let mut r = [0u32; 8];
+    let mut carry: i64 = 0;
+    for (out, ti) in r.iter_mut().zip(t) {
+        let v = ti + carry;
+        *out = v as u32;
+        carry = v >> 32;
+    }
+    // The value is r + carry·2^256, carry in [−5, 6].
+    let mut top = carry;
+    for _ in 0..8 {
+        if top >= 0 {
+            break;
+        }
+        let (sum, c) = add32(&r, &P256_P);
+        r = sum;
+        top += i64::from(c);
+    }
+    for _ in 0..8 {
+        if top == 0 && less32(&r, &P256_P) {
+            break;
+        }
+        let (diff, b) = sub32(&r, &P256_P);
+        r = diff;
+        top -= i64::from(b);
+    }
+    r
+}
+
+/// `c mod p` for P-521's `p = 2^521 − 1` and `c < p²` (34 words): `c =
+/// lo + hi·2^521` with `lo`, `hi < 2^521`, and `2^521 ≡ 1`, so `c ≡ lo + hi <
+/// 2p + 2`; one subtraction of `p` ends below it.
+// Every index is a constant or below 17 (+17 ≤ 33).
+#[allow(clippy::indexing_slicing)]
+fn reduce_p521(c: &[u32; 34]) -> [u32; 17] {
+    let mut lo = [0u32; 17];
+    lo.copy_from_slice(&c[..17]);
+    lo[16] &= 0x1ff;
+    let mut hi = [0u32; 17];
+    for (k, h) in hi.iter_mut().enumerate() {
+        *h = (c[16 + k] >> 9) | (c[17 + k] << 23);
+    }
+    let (mut r, _) = add32(&lo, &hi);
+    let mut p = [0xffff_ffffu32; 17];
+    p[16] = 0x1ff;
+    if !less32(&r, &p) {
+        r = sub32(&r, &p).0;
+    }
+    r
+}
+
 /// Montgomery arithmetic modulo an odd `m` of at most `L` words, `R =
 /// 2^(L·w)`. Field elements handed to it are below `m`, and so are its
 /// results.
@@ -177,11 +360,27 @@ struct Modulus<const L: usize> {
     r2: Fe<L>,
     /// `R mod m`, the Montgomery form of 1.
     one: Fe<L>,
+    /// A prime with a fast reduction of its own: then elements are plain
+    /// (`R = 1`: `r2` and `one` are 1, `mont` and `plain` change nothing) and
+    /// [`Modulus::mul`] is a product and that reduction.
+    special: Special,
+}
+
+/// The field primes that reduce without Montgomery's multiplications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Special {
+    /// Any odd modulus: Montgomery.
+    None,
+    /// P-256's `p = 2^256 − 2^224 + 2^192 + 2^96 − 1`: NIST's reduction.
+    P256,
+    /// P-521's `p = 2^521 − 1`: a Mersenne prime, `2^521 ≡ 1`.
+    P521,
 }
 
 impl<const L: usize> Modulus<L> {
-    /// `None` unless `m` (big-endian) is odd, above 1 and fits `L` words.
-    fn new(m_be: &[u8]) -> Option<Self> {
+    /// `None` unless `m` (big-endian) is odd, above 1 and fits `L` words
+    /// (and, for a `special` prime, is that prime).
+    fn new(m_be: &[u8], special: Special) -> Option<Self> {
         let m = from_be::<L>(m_be)?;
         let m0 = *m.first()?;
         if m0 & 1 == 0 || (m0 == 1 && m.iter().skip(1).all(|w| *w == 0)) {
@@ -196,17 +395,51 @@ impl<const L: usize> Modulus<L> {
         if m0.wrapping_mul(inv) != 1 {
             return None;
         }
+        let mut plain_one = [0; L];
+        *plain_one.first_mut()? = 1;
+        if special != Special::None {
+            let expected = match special {
+                Special::P256 => P256_PARAMS.p,
+                _ => P521_PARAMS.p,
+            };
+            if from_be::<L>(&hex_to_bytes(expected)?)? != m {
+                return None;
+            }
+            return Some(Modulus {
+                m,
+                neg_inv: inv.wrapping_neg(),
+                r2: plain_one,
+                one: plain_one,
+                special,
+            });
+        }
         let r2 = from_be::<L>(&crate::rsa_fast::pow2_mod(2 * L * WORD_BITS, m_be)?)?;
         let mut modulus = Modulus {
             m,
             neg_inv: inv.wrapping_neg(),
             r2,
             one: [0; L],
+            special,
         };
-        let mut plain_one = [0; L];
-        *plain_one.first_mut()? = 1;
         modulus.one = modulus.mul(&plain_one, &modulus.r2);
         Some(modulus)
+    }
+
+    /// `a·b` in the field's form: Montgomery's `a·b·R⁻¹ mod m`, or for a
+    /// special prime the plain product reduced by that prime's own rule.
+    #[inline]
+    fn mul(&self, a: &Fe<L>, b: &Fe<L>) -> Fe<L> {
+        match self.special {
+            Special::None => self.mont_mul(a, b),
+            Special::P256 => {
+                let c: [u32; 16] = comba(&to_u32::<L, 8>(a), &to_u32::<L, 8>(b));
+                from_u32::<L, 8>(&reduce_p256(&c))
+            }
+            Special::P521 => {
+                let c: [u32; 34] = comba(&to_u32::<L, 17>(a), &to_u32::<L, 17>(b));
+                from_u32::<L, 17>(&reduce_p521(&c))
+            }
+        }
     }
 
     /// `a·b·R⁻¹ mod m`, for `a`, `b` < m: CIOS, the product row and the
@@ -218,7 +451,7 @@ impl<const L: usize> Modulus<L> {
     // Every index is below the arrays' const length `L` (loops over `1..L`).
     #[allow(clippy::indexing_slicing)]
     #[inline]
-    fn mul(&self, a: &Fe<L>, b: &Fe<L>) -> Fe<L> {
+    fn mont_mul(&self, a: &Fe<L>, b: &Fe<L>) -> Fe<L> {
         let mut t = [0 as Word; L];
         let mut top: Word = 0;
         if L == 0 {
@@ -252,7 +485,16 @@ impl<const L: usize> Modulus<L> {
     }
 
     fn sqr(&self, a: &Fe<L>) -> Fe<L> {
-        self.mul(a, a)
+        match self.special {
+            Special::None => self.mont_mul(a, a),
+            Special::P256 => {
+                let c: [u32; 16] = square_words(&to_u32::<L, 8>(a));
+                from_u32::<L, 8>(&reduce_p256(&c))
+            }
+            // Measured: at 17 words the triangular loop costs more than the
+            // products it saves (ES512 +12% fuel against the full product).
+            Special::P521 => self.mul(a, a),
+        }
     }
 
     fn add(&self, a: &Fe<L>, b: &Fe<L>) -> Fe<L> {
@@ -427,6 +669,8 @@ struct Params {
     size: usize,
     order_bits: usize,
     hash: CurveHash,
+    /// How the field multiplies.
+    field: Special,
     p: &'static str,
     n: &'static str,
     b: &'static str,
@@ -439,6 +683,7 @@ const P256_PARAMS: Params = Params {
     size: 32,
     order_bits: 256,
     hash: CurveHash::Sha256,
+    field: Special::P256,
     p: "ffffffff00000001000000000000000000000000ffffffffffffffffffffffff",
     n: "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551",
     b: "5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b",
@@ -451,6 +696,7 @@ const P384_PARAMS: Params = Params {
     size: 48,
     order_bits: 384,
     hash: CurveHash::Sha384,
+    field: Special::None,
     p: "fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff",
     n: "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
     b: "b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef",
@@ -463,6 +709,7 @@ const P521_PARAMS: Params = Params {
     size: 66,
     order_bits: 521,
     hash: CurveHash::Sha512,
+    field: Special::P521,
     p: "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
     n: "01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409",
     b: "0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e156193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00",
@@ -525,8 +772,8 @@ impl std::error::Error for PointError {}
 impl<const L: usize> Curve<L> {
     fn new(params: &Params) -> Option<Curve<L>> {
         let p_be = hex_to_bytes(params.p)?;
-        let p = Modulus::<L>::new(&p_be)?;
-        let n = Modulus::<L>::new(&hex_to_bytes(params.n)?)?;
+        let p = Modulus::<L>::new(&p_be, params.field)?;
+        let n = Modulus::<L>::new(&hex_to_bytes(params.n)?, Special::None)?;
         let field = |hex: &str| -> Option<Fe<L>> {
             let v = from_be::<L>(&hex_to_bytes(hex)?)?;
             less(&v, &p.m).then(|| p.mont(&v))
@@ -1087,6 +1334,48 @@ mod tests {
             assert!(m.invert(&[0; L]).is_none());
             assert!(m.invert(&m.m).is_none());
         }
+    }
+
+    /// The special primes' reductions against Montgomery's arithmetic on
+    /// the same prime: the same products, edge values included.
+    fn special_reduction_agrees_with_montgomery<const L: usize>(params: &Params) {
+        let p_be = hex_to_bytes(params.p).unwrap();
+        let special = Modulus::<L>::new(&p_be, params.field).unwrap();
+        let generic = Modulus::<L>::new(&p_be, Special::None).unwrap();
+        assert_ne!(special.special, Special::None);
+        let mut p_minus_1 = special.m;
+        p_minus_1[0] -= 1;
+        let mut values = vec![[0 as Word; L], special.one, p_minus_1];
+        let mut half = special.m;
+        shr1(&mut half, false);
+        values.push(half);
+        for seed in 1u64..120 {
+            let mut v = [0 as Word; L];
+            for (i, w) in v.iter_mut().enumerate() {
+                *w = (seed
+                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    .rotate_left(i as u32 * 13)) as Word;
+            }
+            v[L - 1] %= special.m[L - 1];
+            values.push(v);
+        }
+        for a in &values {
+            for b in values.iter().step_by(7) {
+                let want = generic.plain(&generic.mul(&generic.mont(a), &generic.mont(b)));
+                assert_eq!(special.mul(a, b), want, "{a:x?} · {b:x?}");
+            }
+            assert_eq!(special.sqr(a), special.mul(a, a), "{a:x?}²");
+        }
+    }
+
+    #[test]
+    fn special_reductions_agree_with_montgomery() {
+        special_reduction_agrees_with_montgomery::<L256>(&P256_PARAMS);
+        special_reduction_agrees_with_montgomery::<L521>(&P521_PARAMS);
+        // The wrong prime for the rule is refused.
+        assert!(
+            Modulus::<L256>::new(&hex_to_bytes(P256_PARAMS.n).unwrap(), Special::P256).is_none()
+        );
     }
 
     #[test]
