@@ -13,7 +13,7 @@
 //! What is here, all variable time (a verifier handles only public data: key,
 //! message, signature):
 //!
-//! - **Fields.** One Montgomery arithmetic ([`Modulus`]) for the three prime
+//! - **Fields.** One modular arithmetic ([`Modulus`]) for the three prime
 //!   fields and the three group orders, in the target's words (32 bits in
 //!   wasm32, which has a 32 x 32 -> 64-bit multiply and no wider one; 64
 //!   natively), the number of words a const generic, so each curve's loops
