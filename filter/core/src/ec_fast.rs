@@ -671,7 +671,8 @@ enum CurveHash {
     Sha512,
 }
 
-/// An affine point (Montgomery-form coordinates); never the identity.
+/// An affine point (coordinates in the field's form: Montgomery, or plain
+/// for a prime with its own reduction; see [`Modulus`]); never the identity.
 #[derive(Clone, Copy)]
 struct Affine<const L: usize> {
     x: Fe<L>,
@@ -714,7 +715,7 @@ pub struct Curve<const L: usize> {
     hash: CurveHash,
     p: Modulus<L>,
     n: Modulus<L>,
-    /// `b`, Montgomery form.
+    /// `b`, in the field's form.
     b: Fe<L>,
     g: Affine<L>,
     /// `(p + 1) / 4` (`p ≡ 3 mod 4` for all three): the square-root exponent.
@@ -881,7 +882,7 @@ impl<const L: usize> Curve<L> {
         self.size
     }
 
-    /// `x³ − 3x + b` (Montgomery form).
+    /// `x³ − 3x + b` (the field's form).
     fn rhs(&self, x: &Fe<L>) -> Fe<L> {
         let f = &self.p;
         let x3 = f.mul(&f.sqr(x), x);
@@ -894,7 +895,7 @@ impl<const L: usize> Curve<L> {
     }
 
     /// A coordinate (big-endian, exactly the curve's size) below `p`, in
-    /// Montgomery form.
+    /// the field's form.
     fn coordinate(&self, be: &[u8]) -> Result<Fe<L>, PointError> {
         if be.len() != self.size {
             return Err(PointError::Encoding);
