@@ -64,17 +64,9 @@ use std::sync::{Arc, OnceLock};
 
 use sha2::Digest;
 
-/// The arithmetic's limb: the target's word, products in the double word.
-#[cfg(target_pointer_width = "64")]
-type Word = u64;
-#[cfg(target_pointer_width = "64")]
-type Wide = u128;
-#[cfg(not(target_pointer_width = "64"))]
-type Word = u32;
-#[cfg(not(target_pointer_width = "64"))]
-type Wide = u64;
+// The arithmetic's limb (32 bits in wasm32, 64 natively).
+use crate::word::{WORD_BYTES, Wide, Word};
 const WORD_BITS: usize = Word::BITS as usize;
-const WORD_BYTES: usize = WORD_BITS / 8;
 
 /// Words of a P-256 field element or scalar on this target.
 pub const L256: usize = 256usize.div_ceil(WORD_BITS);

@@ -31,6 +31,7 @@ pub mod rules;
 pub mod table;
 pub mod token;
 pub mod verify;
+mod word;
 
 pub use compile::{ConfigError, Policy, compile, compile_json, parse_json};
 pub use decide::{Allow, Decision, Deny, Pending, Request};

@@ -87,20 +87,9 @@ pub enum RsaPadding {
     Pss,
 }
 
-/// The Montgomery arithmetic's limb: the target's word, with products in the
-/// double word. wasm32 has a 32 x 32 -> 64-bit multiply (`i64.mul` of two
-/// zero-extended words) but no 64 x 64 -> 128-bit one, so there the limbs are
-/// 32 bits; natively 64.
-#[cfg(target_pointer_width = "64")]
-type Word = u64;
-#[cfg(target_pointer_width = "64")]
-type Wide = u128;
-#[cfg(not(target_pointer_width = "64"))]
-type Word = u32;
-#[cfg(not(target_pointer_width = "64"))]
-type Wide = u64;
+// The Montgomery arithmetic's limb (32 bits in wasm32, 64 natively).
+use crate::word::{WORD_BYTES, Wide, Word};
 const WORD_BITS: u32 = Word::BITS;
-const WORD_BYTES: usize = (Word::BITS / 8) as usize;
 
 /// Montgomery parameters of one modulus `n` of `L` words (R = 2^(L * word
 /// bits)), for [`Mont::mul`]: the coarsely integrated operand scanning

@@ -15,7 +15,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use scopegate_core::jwks::{Fetch, FetchError, RemoteJwks, RemoteKeys};
 use scopegate_core::keys::{AlgSet, key_from_base64_secret, key_from_pem};
-use scopegate_core::{Decision, KeySource, Reason, Request, compile_json};
+use scopegate_core::{Decision, KeySource, Policy, Reason, Request, compile_json};
 use serde_json::json;
 
 fn remote(discovery: bool) -> RemoteKeys {
@@ -327,6 +327,18 @@ fn remote_jwks_config_errors_name_the_field() {
     );
 }
 
+/// The decision on `GET /orders` with this `authorization` header, at `NOW`.
+fn get_orders(policy: &Policy, authorization: &str) -> Decision {
+    let headers = [("authorization", authorization)];
+    policy.decide(&Request {
+        method: "GET",
+        path: "/orders",
+        headers: &headers,
+        now_unix_seconds: NOW,
+        route_name: None,
+    })
+}
+
 #[test]
 fn pem_keys_of_every_type_and_base64_secrets() {
     use ed25519_dalek::pkcs8::EncodePublicKey as _;
@@ -382,14 +394,7 @@ fn pem_keys_of_every_type_and_base64_secrets() {
         ("HS512", Some("hs-1")),
     ] {
         let t = format!("Bearer {}", sign(alg, kid, &claims("svc-a:orders:read")));
-        let headers = [("authorization", t.as_str())];
-        let d = policy.decide(&Request {
-            method: "GET",
-            path: "/orders",
-            headers: &headers,
-            now_unix_seconds: NOW,
-            route_name: None,
-        });
+        let d = get_orders(&policy, &t);
         assert!(matches!(d, Decision::Allow(_)), "{alg}: {d:?}");
     }
     // Errors: private key, garbage, short secret, wrong alg for the key.
@@ -471,14 +476,7 @@ fn ec_pem_keys_compressed_or_not_verify_their_tokens_on_their_curve_only() {
             p.as_object_mut().unwrap().remove("jwks");
             p["pem_keys"] = json!([{"kid": "pem", "pem": pem}]);
             let policy = compile_json(c.to_string().as_bytes()).unwrap();
-            let headers = [("authorization", token.as_str())];
-            let d = policy.decide(&Request {
-                method: "GET",
-                path: "/orders",
-                headers: &headers,
-                now_unix_seconds: NOW,
-                route_name: None,
-            });
+            let d = get_orders(&policy, &token);
             assert!(matches!(d, Decision::Allow(_)), "{alg} {form}: {d:?}");
         }
         // The same point under another curve's OID, or secp256k1's: refused.
