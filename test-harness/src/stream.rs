@@ -285,6 +285,9 @@ impl Drop for HttpStream {
             // and grew the host's memory per request.
             if i.data().streams.get(&self.id).is_some_and(|s| s.deleted) {
                 i.data_mut().streams.remove(&self.id);
+                // Its callbacks stay in `Vm::callback_stats`; only the
+                // per-context index that its handle used goes.
+                i.stats_by_context.remove(&self.id);
             }
         }
     }
@@ -506,40 +509,32 @@ impl HttpStream {
 
     /// Log lines emitted from this stream's context.
     pub fn logs(&self) -> Vec<crate::vm::LogLine> {
-        self.vm
-            .logs()
-            .into_iter()
-            .filter(|l| l.context_id == self.id)
+        let i = self.vm.inner.borrow();
+        i.store
+            .data()
+            .logs
+            .iter()
+            .filter(|l| l.emitted && l.context_id == self.id)
+            .cloned()
             .collect()
     }
 
     /// Fuel consumed by this stream's callbacks (context id == stream id).
     pub fn fuel_used(&self) -> u64 {
-        self.vm
-            .callback_stats()
-            .iter()
-            .filter(|s| s.context_id == self.id)
-            .map(|s| s.fuel)
-            .sum()
+        self.vm.fold_context_stats(self.id, 0, |n, s| n + s.fuel)
     }
 
     /// Host calls made by this stream's callbacks.
     pub fn hostcalls_used(&self) -> u64 {
-        self.vm
-            .callback_stats()
-            .iter()
-            .filter(|s| s.context_id == self.id)
-            .map(|s| s.hostcalls)
-            .sum()
+        self.vm.fold_context_stats(self.id, 0, |n, s| n + s.hostcalls)
     }
 
     /// Per-callback stats of this stream.
     pub fn callback_stats(&self) -> Vec<crate::vm::CallbackStat> {
-        self.vm
-            .callback_stats()
-            .into_iter()
-            .filter(|s| s.context_id == self.id)
-            .collect()
+        self.vm.fold_context_stats(self.id, Vec::new(), |mut v, s| {
+            v.push(s.clone());
+            v
+        })
     }
 
     /// Whether the stream ended (on_log / on_done / on_delete ran, or it was

@@ -222,6 +222,10 @@ pub(crate) struct VmInner {
     pub(crate) configured: bool,
     pub(crate) next_context_id: u32,
     pub(crate) stats: Vec<CallbackStat>,
+    /// Indices into `stats` by context id, so that a stream's own figures
+    /// (`HttpStream::fuel_used` and the like) cost its own callbacks, not
+    /// every callback of the VM's life (which made a long run quadratic).
+    pub(crate) stats_by_context: HashMap<u32, Vec<usize>>,
     pub(crate) settling: bool,
 }
 
@@ -419,6 +423,7 @@ impl VmBuilder {
             configured: false,
             next_context_id: 2,
             stats: Vec::new(),
+            stats_by_context: HashMap::new(),
             settling: false,
         }));
         host.state.borrow_mut().vms.push(Rc::downgrade(&inner));
@@ -595,6 +600,34 @@ impl Vm {
         self.inner.borrow().stats.clone()
     }
 
+    /// Removes and returns every callback's stats held so far, as
+    /// [`Vm::take_logs`] does for logs: long runs drain them, so the host's
+    /// memory stays flat. A stream still open counts its figures
+    /// ([`HttpStream::fuel_used`](crate::HttpStream::fuel_used) and the
+    /// like) from here on.
+    pub fn take_callback_stats(&self) -> Vec<CallbackStat> {
+        let mut i = self.inner.borrow_mut();
+        i.stats_by_context.clear();
+        std::mem::take(&mut i.stats)
+    }
+
+    /// `f` over the stats of one context's callbacks, in order, without
+    /// copying the VM's whole history.
+    pub(crate) fn fold_context_stats<T>(
+        &self,
+        context_id: u32,
+        init: T,
+        f: impl FnMut(T, &CallbackStat) -> T,
+    ) -> T {
+        let i = self.inner.borrow();
+        let Some(idx) = i.stats_by_context.get(&context_id) else {
+            return init;
+        };
+        idx.iter()
+            .filter_map(|k| i.stats.get(*k))
+            .fold(init, f)
+    }
+
     /// Streams the host holds: open ones, and finished ones whose
     /// [`HttpStream`] handle is still alive (a dropped handle's finished
     /// stream is forgotten, as Envoy forgets a deleted context).
@@ -751,6 +784,10 @@ impl VmInner {
             d.effective_context = saved_eff;
         }
         let memory_bytes = self.memory_bytes();
+        self.stats_by_context
+            .entry(context_id)
+            .or_default()
+            .push(self.stats.len());
         self.stats.push(CallbackStat {
             callback: cb.name().to_string(),
             context_id,

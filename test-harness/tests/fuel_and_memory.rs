@@ -28,6 +28,57 @@ fn fuel_is_reported_per_callback_and_per_stream() {
 }
 
 #[test]
+fn a_streams_figures_are_its_own_callbacks_among_interleaved_streams() {
+    let host = Host::new();
+    let vm = probe_vm(&host, "");
+    // Two streams open at once, their callbacks interleaved, then a third.
+    let mut a = vm.http_stream();
+    let mut b = vm.http_stream();
+    a.request_headers(&probe_headers("mutate"), false);
+    b.request_headers(&probe_headers("mutate,dump"), true);
+    a.request_body(b"x", true);
+    b.finish();
+    a.finish();
+    let mut c = vm.http_stream();
+    c.request_headers(&probe_headers("dump"), true);
+    c.finish();
+    let all = vm.callback_stats();
+    for s in [&a, &b, &c] {
+        let want: Vec<_> = all.iter().filter(|x| x.context_id == s.id()).cloned().collect();
+        assert!(!want.is_empty());
+        assert_eq!(s.callback_stats(), want, "stream {}", s.id());
+        assert_eq!(s.fuel_used(), want.iter().map(|x| x.fuel).sum::<u64>());
+        assert_eq!(s.hostcalls_used(), want.iter().map(|x| x.hostcalls).sum::<u64>());
+    }
+    let names: Vec<_> = a.callback_stats().into_iter().map(|x| x.callback).collect();
+    assert!(names.contains(&"on_request_body".to_string()), "{names:?}");
+}
+
+#[test]
+fn callback_stats_can_be_drained_and_streams_count_from_there() {
+    let host = Host::new();
+    let vm = probe_vm(&host, "");
+    let mut done = vm.http_stream();
+    done.request_headers(&probe_headers("dump"), true);
+    done.finish();
+    let mut open = vm.http_stream();
+    open.request_headers(&probe_headers("mutate"), false);
+    let before = open.fuel_used();
+    assert!(before > 0);
+    let taken = vm.take_callback_stats();
+    assert!(taken.iter().any(|x| x.context_id == done.id()));
+    assert!(taken.iter().any(|x| x.context_id == open.id()));
+    assert!(vm.callback_stats().is_empty());
+    assert_eq!((done.fuel_used(), open.fuel_used()), (0, 0));
+    open.request_body(b"x", true);
+    open.finish();
+    let after = open.callback_stats();
+    assert!(!after.is_empty());
+    assert!(after.iter().all(|x| x.callback != "on_request_headers"), "{after:?}");
+    assert_eq!(vm.callback_stats(), after);
+}
+
+#[test]
 fn runaway_guest_runs_out_of_fuel_and_fails() {
     let host = Host::new();
     let vm = host
