@@ -509,14 +509,7 @@ impl HttpStream {
 
     /// Log lines emitted from this stream's context.
     pub fn logs(&self) -> Vec<crate::vm::LogLine> {
-        let i = self.vm.inner.borrow();
-        i.store
-            .data()
-            .logs
-            .iter()
-            .filter(|l| l.emitted && l.context_id == self.id)
-            .cloned()
-            .collect()
+        self.vm.logs_where(|l| l.context_id == self.id)
     }
 
     /// Fuel consumed by this stream's callbacks (context id == stream id).

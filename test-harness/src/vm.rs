@@ -515,13 +515,18 @@ impl Vm {
 
     /// Log lines Envoy would print (at or above the configured level).
     pub fn logs(&self) -> Vec<LogLine> {
+        self.logs_where(|_| true)
+    }
+
+    /// The emitted log lines that `keep` keeps, copying only those.
+    pub(crate) fn logs_where(&self, keep: impl Fn(&LogLine) -> bool) -> Vec<LogLine> {
         self.inner
             .borrow()
             .store
             .data()
             .logs
             .iter()
-            .filter(|l| l.emitted)
+            .filter(|l| l.emitted && keep(l))
             .cloned()
             .collect()
     }

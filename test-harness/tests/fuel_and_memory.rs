@@ -14,9 +14,7 @@ use proxy_wasm_harness::{Host, Outcome};
 fn fuel_is_reported_per_callback_and_per_stream() {
     let host = Host::new();
     let vm = probe_vm(&host, "");
-    let mut s = vm.http_stream();
-    s.request_headers(&probe_headers("mutate,dump"), true);
-    s.finish();
+    let s = finished_stream(&vm, "mutate,dump");
     let stats = s.callback_stats();
     assert!(stats.iter().all(|c| c.memory_bytes > 0));
     let headers = stats
@@ -39,9 +37,7 @@ fn a_streams_figures_are_its_own_callbacks_among_interleaved_streams() {
     a.request_body(b"x", true);
     b.finish();
     a.finish();
-    let mut c = vm.http_stream();
-    c.request_headers(&probe_headers("dump"), true);
-    c.finish();
+    let c = finished_stream(&vm, "dump");
     let all = vm.callback_stats();
     for s in [&a, &b, &c] {
         let want: Vec<_> = all.iter().filter(|x| x.context_id == s.id()).cloned().collect();
@@ -58,9 +54,7 @@ fn a_streams_figures_are_its_own_callbacks_among_interleaved_streams() {
 fn callback_stats_can_be_drained_and_streams_count_from_there() {
     let host = Host::new();
     let vm = probe_vm(&host, "");
-    let mut done = vm.http_stream();
-    done.request_headers(&probe_headers("dump"), true);
-    done.finish();
+    let done = finished_stream(&vm, "dump");
     let mut open = vm.http_stream();
     open.request_headers(&probe_headers("mutate"), false);
     let before = open.fuel_used();

@@ -40,6 +40,8 @@ use jwt_compact::{Algorithm, AlgorithmSignature};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use crate::ecdsa_ext::VerifyOnly;
+// The Montgomery arithmetic's limb (32 bits in wasm32, 64 natively).
+use crate::word::{WORD_BYTES, Wide, Word};
 
 /// The SHA-2 function of an RS*/PS* algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +89,6 @@ pub enum RsaPadding {
     Pss,
 }
 
-// The Montgomery arithmetic's limb (32 bits in wasm32, 64 natively).
-use crate::word::{WORD_BYTES, Wide, Word};
 const WORD_BITS: u32 = Word::BITS;
 
 /// Montgomery parameters of one modulus `n` of `L` words (R = 2^(L * word

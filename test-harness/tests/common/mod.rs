@@ -1,7 +1,7 @@
 //! Shared helpers for the harness's own tests.
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use proxy_wasm_harness::{Host, Module, Vm};
+use proxy_wasm_harness::{Host, HttpStream, Module, Vm};
 use std::sync::OnceLock;
 
 /// The probe fixture, compiled once for all tests of a binary. Missing .wasm
@@ -31,4 +31,13 @@ pub fn probe_headers(actions: &str) -> Vec<(&str, &str)> {
     let mut h: Vec<(&str, &str)> = GET.to_vec();
     h.push(("x-probe", actions));
     h
+}
+
+/// A stream whose request headers carry these probe actions, sent with end
+/// of stream, then finished (on_log, on_done, on_delete).
+pub fn finished_stream(vm: &Vm, actions: &str) -> HttpStream {
+    let mut s = vm.http_stream();
+    s.request_headers(&probe_headers(actions), true);
+    s.finish();
+    s
 }
